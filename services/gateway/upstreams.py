@@ -1,0 +1,69 @@
+"""mTLS gRPC channels and stubs to the inference, guard and RAG services."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from flotilla.tls import secure_channel
+from flotilla.v1 import guard_pb2_grpc, inference_pb2_grpc, rag_pb2_grpc
+from services.gateway.settings import GatewaySettings
+
+_CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+]
+
+
+@dataclass
+class Upstreams:
+    """The gateway's clients. Stubs are typed loosely so unit tests can pass named fakes."""
+
+    inference: Any
+    guard: Any
+    rag: Any
+    health: dict[str, Any] = field(default_factory=dict)
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    @classmethod
+    def connect(cls, settings: GatewaySettings) -> Upstreams:
+        tls = settings.tls_files()
+        targets = {
+            "inference": (settings.inference_target, settings.inference_server_name),
+            "guard": (settings.guard_target, settings.guard_server_name),
+            "rag": (settings.rag_target, settings.rag_server_name),
+        }
+        channels = {
+            name: secure_channel(target, tls, server_name, _CHANNEL_OPTIONS)
+            for name, (target, server_name) in targets.items()
+        }
+        return cls(
+            inference=inference_pb2_grpc.InferenceStub(channels["inference"]),
+            guard=guard_pb2_grpc.GuardStub(channels["guard"]),
+            rag=rag_pb2_grpc.RagStub(channels["rag"]),
+            health={name: health_pb2_grpc.HealthStub(ch) for name, ch in channels.items()},
+            channels=list(channels.values()),
+        )
+
+    async def check(self, deadline_s: float = 1.0) -> dict[str, str]:
+        """Health status of each upstream (``SERVING``, ``NOT_SERVING`` or the gRPC error)."""
+
+        async def one(stub: Any) -> str:
+            try:
+                resp = await stub.Check(health_pb2.HealthCheckRequest(), timeout=deadline_s)
+                return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+            except grpc.aio.AioRpcError as exc:
+                return exc.code().name
+
+        names = list(self.health)
+        results = await asyncio.gather(*(one(self.health[n]) for n in names))
+        return dict(zip(names, results, strict=True))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ch.close() for ch in self.channels))

@@ -1,0 +1,1 @@
+"""Guard service: scans prompts, outputs and retrieved chunks; answers allow / redact / block."""

@@ -1,0 +1,27 @@
+"""``python -m services.guard``: the guard gRPC server (mTLS, health, drain on SIGTERM)."""
+
+import asyncio
+
+from flotilla.grpcserver import serve_until_signal, start_server
+from flotilla.telemetry import setup_logging
+from flotilla.v1 import guard_pb2, guard_pb2_grpc
+from services.guard.server import GuardServicer
+from services.guard.settings import GuardSettings
+
+
+async def main() -> None:
+    settings = GuardSettings()
+    setup_logging("guard", settings.log_level, settings.log_json)
+    servicer = GuardServicer(settings)
+    svc = await start_server(
+        settings.listen_address,
+        settings.tls_files(),
+        [lambda s: guard_pb2_grpc.add_GuardServicer_to_server(servicer, s)],
+        [guard_pb2.DESCRIPTOR.services_by_name["Guard"].full_name],
+    )
+    await svc.set_serving(True)
+    await serve_until_signal(svc, settings.drain_grace_s)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Inference service: vLLM's async engine (continuous batching, streaming, abort) behind gRPC."""

@@ -1,0 +1,1 @@
+"""RAG service: retrieval over Postgres + pgvector (ingestion and embeddings grow in the RAG issue)."""

