@@ -9,11 +9,13 @@ gRPC health check answers SERVING over mTLS and the gateway reports ready.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +52,12 @@ class FleetConfig:
     @classmethod
     def from_env(cls) -> FleetConfig:
         home = Path(os.environ.get("FLOTILLA_HOME", ".flotilla")).resolve()
+        model = os.environ.get("FLOTILLA_INFERENCE_MODEL")  # a prepared folder or HF id: used as is
         return cls(
             home=home,
             host=os.environ.get("FLOTILLA_HOST", "127.0.0.1"),
             database_url=os.environ.get("DATABASE_URL"),
+            model_dir=Path(model) if model else None,
         )
 
     @property
@@ -142,14 +146,13 @@ class DevFleet:
                 "DATABASE_URL": self.database_url or "",
                 "HF_HUB_OFFLINE": "1",
                 "VLLM_CACHE_ROOT": str(home / "vllm-cache"),
-                "VLLM_RPC_BASE_PATH": str(home / "vllm-rpc"),
+                "VLLM_RPC_BASE_PATH": str(self._rpc_dir()),
                 "FLOTILLA_GATEWAY_INFERENCE_TARGET": f"{cfg.host}:{cfg.ports['inference']}",
                 "FLOTILLA_GATEWAY_GUARD_TARGET": f"{cfg.host}:{cfg.ports['guard']}",
                 "FLOTILLA_GATEWAY_RAG_TARGET": f"{cfg.host}:{cfg.ports['rag']}",
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        (home / "vllm-rpc").mkdir(parents=True, exist_ok=True)
         for name in SERVICES:
             env[f"FLOTILLA_{name.upper()}_HOST"] = cfg.host
             env[f"FLOTILLA_{name.upper()}_PORT"] = str(cfg.ports[name])
@@ -167,6 +170,15 @@ class DevFleet:
             env.setdefault(key, value)
         env.update(cfg.env)
         return env
+
+    def _rpc_dir(self) -> Path:
+        """vLLM's ZMQ IPC sockets; unix socket paths must stay under 107 bytes (vLLM appends a uuid)."""
+        path = self.config.home / "vllm-rpc"
+        if len(str(path)) > 60:
+            digest = hashlib.sha1(str(self.config.home).encode()).hexdigest()[:10]
+            path = Path(tempfile.gettempdir()) / f"flotilla-rpc-{digest}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def _spawn(self, name: str, env: dict[str, str]) -> None:
         logfile = (self.log_dir / f"{name}.log").open("ab")

@@ -52,7 +52,9 @@ async def test_no_store_named_returns_no_chunks(rag_stub) -> None:
 
 async def test_ranked_chunks_from_named_stores(rag_stub) -> None:
     resp = await rag_stub.Retrieve(
-        rag_pb2.RetrieveRequest(tenant_id="t1", query="What is the capital of France?", vector_store_ids=["vs_geo"], k=5)
+        rag_pb2.RetrieveRequest(
+            tenant_id="t1", query="What is the capital of France?", vector_store_ids=["vs_geo"], k=5
+        )
     )
     texts = [c.text for c in resp.chunks]
     assert texts[0] == DOCS[0][5]
