@@ -51,6 +51,15 @@ def channel_credentials(files: TLSFiles) -> grpc.ChannelCredentials:
     return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
 
 
+# Keepalives so idle connections between services survive proxies and notice dead peers.
+CLIENT_CHANNEL_OPTIONS: list[tuple[str, object]] = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+]
+
+
 def secure_channel(
     target: str, files: TLSFiles, server_name: str | None = None, options: Sequence[tuple[str, object]] = ()
 ) -> grpc.aio.Channel:

@@ -6,16 +6,22 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import grpc
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from flotilla import __version__
-from flotilla.v1 import inference_pb2
 from services.gateway.chat import ChatPipeline
-from services.gateway.errors import OpenAIError, from_grpc, install_handlers
+from services.gateway.completions import CompletionPipeline
+from services.gateway.errors import OpenAIError, install_handlers
 from services.gateway.middleware import RequestContextMiddleware
-from services.gateway.protocol import ChatCompletionRequest, ChatCompletionResponse, ModelCard, ModelList
+from services.gateway.protocol import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionRequest,
+    CompletionResponse,
+    ModelCard,
+    ModelList,
+)
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstreams import Upstreams
 
@@ -31,6 +37,7 @@ def create_app(settings: GatewaySettings | None = None, upstreams: Upstreams | N
     def attach(app: FastAPI, up: Upstreams) -> None:
         app.state.upstreams = up
         app.state.chat = ChatPipeline(settings, up)
+        app.state.completions = CompletionPipeline(app.state.chat)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,6 +45,7 @@ def create_app(settings: GatewaySettings | None = None, upstreams: Upstreams | N
             yield
             return
         up = Upstreams.connect(settings)
+        await up.start()
         attach(app, up)
         try:
             yield
@@ -63,12 +71,10 @@ def create_app(settings: GatewaySettings | None = None, upstreams: Upstreams | N
         return JSONResponse({"ready": ok, "upstreams": statuses}, status_code=200 if ok else 503)
 
     async def _models(request: Request) -> ModelList:
-        try:
-            resp = await request.app.state.upstreams.inference.ListModels(
-                inference_pb2.ListModelsRequest(), timeout=settings.guard_timeout_s
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise from_grpc(exc, "inference") from None
+        router = request.app.state.upstreams.inference
+        await router.ensure_discovered()
+        if not router.models():
+            await router.refresh()
         return ModelList(
             data=[
                 ModelCard(
@@ -78,7 +84,7 @@ def create_app(settings: GatewaySettings | None = None, upstreams: Upstreams | N
                     root=m.root or None,
                     max_model_len=m.max_model_len or None,
                 )
-                for m in resp.models
+                for m in router.models()
             ]
         )
 
@@ -106,5 +112,15 @@ def create_app(settings: GatewaySettings | None = None, upstreams: Upstreams | N
             )
         result = await chat.complete(body, prepared)
         return JSONResponse(result.model_dump(), headers=prepared.headers)
+
+    @app.post("/v1/completions", response_model=CompletionResponse)
+    async def completions(body: CompletionRequest, request: Request):
+        pipeline: CompletionPipeline = request.app.state.completions
+        rid = request.state.request_id
+        requests = await pipeline.prepare(body, rid)
+        if body.stream:
+            events = await pipeline.open_stream(body, requests, rid)
+            return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return JSONResponse((await pipeline.complete(body, requests, rid)).model_dump())
 
     return app

@@ -1,11 +1,12 @@
 """One chat completion: guard input → RAG (when asked) → inference → guard output.
 
 Every hop is an mTLS gRPC call with a deadline. Streaming responses are Server-Sent Events ending with
-``data: [DONE]``; the upstream call is cancelled when the client goes away, which aborts the vLLM request.
+``data: [DONE]``; the upstream calls are cancelled when the client goes away, which aborts the vLLM request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -14,26 +15,32 @@ from dataclasses import dataclass, field
 import grpc
 
 from flotilla.v1 import guard_pb2, inference_pb2, rag_pb2
+from services.gateway import tools
 from services.gateway.errors import OpenAIError, from_grpc
+from services.gateway.generation import Generation, sampling_params
 from services.gateway.protocol import (
     ChatCompletionChoice,
     ChatCompletionChunk,
     ChatCompletionChunkChoice,
     ChatCompletionRequest,
     ChatCompletionResponse,
+    ChoiceLogprobs,
+    DeltaFunctionCall,
     DeltaMessage,
+    DeltaToolCall,
     ResponseMessage,
+    TokenLogprob,
+    TopLogprob,
     UsageInfo,
     completion_id,
 )
+from services.gateway.routing import affinity_key
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstreams import Upstreams
 
 log = logging.getLogger(__name__)
 
-CONTEXT_HEADER = (
-    "Answer using the numbered context passages below when they are relevant, and cite them as [n]."
-)
+CONTEXT_HEADER = "Answer using the numbered context passages below when they are relevant, and cite them as [n]."
 
 
 @dataclass
@@ -43,7 +50,26 @@ class Prepared:
     request_id: str
     completion_id: str
     generate: inference_pb2.GenerateRequest
+    tool_plan: tools.ToolPlan
+    affinity: str
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def cache_salt(settings: GatewaySettings, tenant: str) -> str:
+    """A per-tenant salt for vLLM's prefix cache, so tenants cannot probe each other's cached prompts."""
+    if not settings.cache_salt_per_tenant:
+        return ""
+    return hashlib.sha256(f"{settings.cache_salt_secret}:{tenant}".encode()).hexdigest()[:32]
+
+
+def logprobs_out(items: list[inference_pb2.TokenLogprob]) -> list[TokenLogprob]:
+    return [
+        TokenLogprob(
+            token=lp.token, logprob=lp.logprob, bytes=list(lp.bytes),
+            top_logprobs=[TopLogprob(token=t.token, logprob=t.logprob, bytes=list(t.bytes)) for t in lp.top],
+        )
+        for lp in items
+    ]
 
 
 class ChatPipeline:
@@ -56,26 +82,19 @@ class ChatPipeline:
     async def prepare(self, req: ChatCompletionRequest, request_id: str) -> Prepared:
         if (name := req.unsupported_param()) is not None:
             raise OpenAIError(
-                400,
-                f"The '{name}' parameter is not supported by this deployment yet.",
-                param=name,
-                code="unsupported_parameter",
+                400, f"The '{name}' parameter is not supported by this deployment.",
+                param=name, code="unsupported_parameter",
             )
         n = req.n or 1
         if n > self.settings.max_n:
-            raise OpenAIError(
-                400, f"Invalid value for 'n': at most {self.settings.max_n}.", param="n", code="invalid_value"
-            )
-        if n > 1 and req.temperature == 0:
-            raise OpenAIError(
-                400,
-                "'n' greater than 1 needs a temperature above 0 (greedy sampling gives identical choices).",
-                param="n",
-                code="invalid_value",
-            )
+            raise OpenAIError(400, f"Invalid value for 'n': at most {self.settings.max_n}.", param="n",
+                              code="invalid_value")
+        logprobs = (req.top_logprobs or 0) if req.logprobs else None
+        sampling = sampling_params(req, n, req.effective_max_tokens, logprobs)
+        tool_plan, tool_spec = tools.plan(req, sampling)
+
         messages = [(m.role, m.text(), m.name or "") for m in req.messages]
         headers: dict[str, str] = {}
-
         texts = await self._scan_input(request_id, [text for _, text, _ in messages])
         messages = [(role, text, name) for (role, _, name), text in zip(messages, texts, strict=True)]
 
@@ -87,13 +106,6 @@ class ChatPipeline:
                 context = "\n\n".join(f"[{i}] ({c.source}) {c.text}" for i, c in enumerate(chunks, 1))
                 messages.insert(0, ("system", f"{CONTEXT_HEADER}\n\n{context}", ""))
 
-        sampling = inference_pb2.SamplingParams(n=n, stop=req.stop or [])
-        if (max_tokens := req.effective_max_tokens) is not None:
-            sampling.max_tokens = max_tokens
-        for name in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
-            value = getattr(req, name)
-            if value is not None:
-                setattr(sampling, name, value)
         generate = inference_pb2.GenerateRequest(
             request_id=request_id,
             model=req.model,
@@ -102,8 +114,11 @@ class ChatPipeline:
             ),
             sampling=sampling,
             tenant_id=self.settings.tenant_id,
+            tools=tool_spec,
+            cache_salt=cache_salt(self.settings, self.settings.tenant_id),
         )
-        return Prepared(request_id, completion_id(), generate, headers)
+        affinity = affinity_key(text for _, text, _ in messages)
+        return Prepared(request_id, completion_id(), generate, tool_plan, affinity, headers)
 
     async def _scan_input(self, request_id: str, texts: list[str]) -> list[str]:
         try:
@@ -117,10 +132,8 @@ class ChatPipeline:
             kinds = sorted({f.type for f in verdict.findings if f.action == "block"})
             raise OpenAIError(
                 400,
-                "Your request was rejected by the content policy"
-                + (f" ({', '.join(kinds)})." if kinds else "."),
-                param="messages",
-                code="content_policy_violation",
+                "Your request was rejected by the content policy" + (f" ({', '.join(kinds)})." if kinds else "."),
+                param="messages", code="content_policy_violation",
             )
         if verdict.verdict == guard_pb2.VERDICT_REDACT:
             return list(verdict.redacted_texts)
@@ -130,11 +143,8 @@ class ChatPipeline:
         try:
             resp = await self.up.rag.Retrieve(
                 rag_pb2.RetrieveRequest(
-                    request_id=request_id,
-                    tenant_id=self.settings.tenant_id,
-                    query=query,
-                    vector_store_ids=store_ids,
-                    k=self.settings.rag_k,
+                    request_id=request_id, tenant_id=self.settings.tenant_id, query=query,
+                    vector_store_ids=store_ids, k=self.settings.rag_k,
                 ),
                 timeout=self.settings.rag_timeout_s,
             )
@@ -151,120 +161,119 @@ class ChatPipeline:
         except grpc.aio.AioRpcError as exc:
             raise from_grpc(exc, "guard") from None
 
-    def _call(self, prepared: Prepared):
-        return self.up.inference.Generate(prepared.generate, timeout=self.settings.inference_timeout_s)
+    async def open(self, prepared: Prepared) -> Generation:
+        return await Generation.open(
+            self.up.inference, [prepared.generate], self.settings.inference_timeout_s, prepared.affinity
+        )
 
     # -- non-streaming -------------------------------------------------------------------------------
 
     async def complete(self, req: ChatCompletionRequest, prepared: Prepared) -> ChatCompletionResponse:
         n = req.n or 1
-        texts = [[] for _ in range(n)]  # type: list[list[str]]
+        texts: list[list[str]] = [[] for _ in range(n)]
         finish: list[str | None] = [None] * n
-        usage = UsageInfo()
-        call = self._call(prepared)
+        lps: list[list[inference_pb2.TokenLogprob]] = [[] for _ in range(n)]
+        auto_calls: list[list[inference_pb2.ToolCall]] = [[] for _ in range(n)]
+        gen = await self.open(prepared)
         try:
-            async for msg in call:
-                if msg.HasField("delta"):
-                    d = msg.delta
-                    texts[d.index].append(d.text)
-                    if d.finish_reason:
-                        finish[d.index] = d.finish_reason
-                else:
-                    usage = _usage(msg.usage)
-        except grpc.aio.AioRpcError as exc:
-            raise from_grpc(exc, "inference") from None
+            async for _, msg in gen.messages():
+                d = msg.delta
+                texts[d.index].append(d.text)
+                lps[d.index].extend(d.logprobs)
+                auto_calls[d.index].extend(d.tool_calls)
+                if d.finish_reason:
+                    finish[d.index] = d.finish_reason
         finally:
-            call.cancel()
+            gen.close()
         contents = ["".join(parts) for parts in texts]
         scan = await self._scan_output(prepared.request_id, contents)
+        blocked: set[int] = set()
         if scan.verdict == guard_pb2.VERDICT_BLOCK:
             blocked = {f.text_index for f in scan.findings if f.action == "block"}
-            for i in blocked:
-                contents[i], finish[i] = "", "content_filter"
         elif scan.verdict == guard_pb2.VERDICT_REDACT:
             contents = list(scan.redacted_texts)
-        return ChatCompletionResponse(
-            id=prepared.completion_id,
-            model=req.model,
-            choices=[
-                ChatCompletionChoice(
-                    index=i, message=ResponseMessage(content=contents[i]), finish_reason=finish[i]
-                )
-                for i in range(n)
-            ],
-            usage=usage,
-        )
+        choices = []
+        for i in range(n):
+            message = ResponseMessage(content=contents[i])
+            reason = finish[i]
+            if i in blocked:
+                message.content, reason = "", "content_filter"
+            elif prepared.tool_plan.mode in ("named", "required"):
+                message.tool_calls = tools.forced_calls(prepared.tool_plan, contents[i]) or None
+                if message.tool_calls:
+                    message.content = None
+                    reason = "tool_calls" if prepared.tool_plan.mode == "required" and reason == "stop" else reason
+            elif auto_calls[i]:
+                message.tool_calls = tools.from_proto(auto_calls[i])
+                message.content = contents[i] or None
+            choices.append(ChatCompletionChoice(
+                index=i, message=message, finish_reason=reason,
+                logprobs=ChoiceLogprobs(content=logprobs_out(lps[i])) if req.logprobs else None,
+            ))
+        return ChatCompletionResponse(id=prepared.completion_id, model=req.model, choices=choices, usage=gen.usage)
 
     # -- streaming -----------------------------------------------------------------------------------
 
     async def open_stream(self, req: ChatCompletionRequest, prepared: Prepared) -> AsyncIterator[str]:
-        """Start the upstream stream and wait for its first message, so that errors such as an unknown
-        model or an over-long prompt become HTTP errors instead of a broken event stream."""
-        call = self._call(prepared)
-        try:
-            first = await call.read()
-        except grpc.aio.AioRpcError as exc:
-            call.cancel()
-            raise from_grpc(exc, "inference") from None
-        return self._sse(req, prepared, call, first)
+        """Open the upstream stream first, so that errors such as an unknown model or an over-long prompt
+        become HTTP errors instead of a broken event stream."""
+        gen = await self.open(prepared)
+        return self._sse(req, prepared, gen)
 
-    async def _sse(self, req: ChatCompletionRequest, prepared: Prepared, call, first) -> AsyncIterator[str]:
+    async def _sse(self, req: ChatCompletionRequest, prepared: Prepared, gen: Generation) -> AsyncIterator[str]:
         n = req.n or 1
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        cid = prepared.completion_id
         created = int(time.time())
         texts: list[list[str]] = [[] for _ in range(n)]
         exclude = None if include_usage else {"usage"}
+        mode = prepared.tool_plan.mode
+        named_ids = {i: tools.call_id() for i in range(n)} if mode == "named" else {}
 
         def chunk(choices: list[ChatCompletionChunkChoice], usage: UsageInfo | None = None) -> str:
-            body = ChatCompletionChunk(id=cid, created=created, model=req.model, choices=choices, usage=usage)
+            body = ChatCompletionChunk(id=prepared.completion_id, created=created, model=req.model, choices=choices,
+                                       usage=usage)
             return f"data: {body.model_dump_json(exclude=exclude)}\n\n"
+
+        def delta_for(i: int, text: str) -> DeltaMessage:
+            if mode == "named":  # the constrained text *is* the arguments: stream it as such
+                return DeltaMessage(tool_calls=[DeltaToolCall(index=0, function=DeltaFunctionCall(arguments=text))])
+            return DeltaMessage(content=text)
 
         try:
             for i in range(n):
-                yield chunk(
-                    [ChatCompletionChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))]
-                )
-            msg = first
-            usage: UsageInfo | None = None
-            while msg is not grpc.aio.EOF:
-                if msg.HasField("delta"):
-                    d = msg.delta
-                    if d.text:
-                        texts[d.index].append(d.text)
-                        yield chunk(
-                            [ChatCompletionChunkChoice(index=d.index, delta=DeltaMessage(content=d.text))]
-                        )
-                    if d.finish_reason:
-                        yield chunk(
-                            [
-                                ChatCompletionChunkChoice(
-                                    index=d.index, delta=DeltaMessage(), finish_reason=d.finish_reason
-                                )
-                            ]
-                        )
-                else:
-                    usage = _usage(msg.usage)
-                msg = await call.read()
+                first = DeltaMessage(role="assistant", content="" if mode != "named" else None)
+                if mode == "named":
+                    first.tool_calls = [DeltaToolCall(index=0, id=named_ids[i], type="function",
+                                                      function=DeltaFunctionCall(name=prepared.tool_plan.function,
+                                                                                 arguments=""))]
+                yield chunk([ChatCompletionChunkChoice(index=i, delta=first)])
+            async for _, msg in gen.messages():
+                d = msg.delta
+                lp = ChoiceLogprobs(content=logprobs_out(list(d.logprobs))) if req.logprobs and d.logprobs else None
+                if d.text:
+                    texts[d.index].append(d.text)
+                    if mode != "required":  # "required" calls are only known once the array is complete
+                        yield chunk([ChatCompletionChunkChoice(index=d.index, delta=delta_for(d.index, d.text),
+                                                               logprobs=lp)])
+                calls = tools.from_proto(list(d.tool_calls))
+                if mode == "required" and d.finish_reason:
+                    calls = tools.forced_calls(prepared.tool_plan, "".join(texts[d.index]))
+                if calls:
+                    yield chunk([ChatCompletionChunkChoice(index=d.index, delta=DeltaMessage(tool_calls=[
+                        DeltaToolCall(index=k, id=c.id, type="function",
+                                      function=DeltaFunctionCall(name=c.function.name, arguments=c.function.arguments))
+                        for k, c in enumerate(calls)]))])
+                if d.finish_reason:
+                    reason = "tool_calls" if calls and d.finish_reason == "stop" else d.finish_reason
+                    yield chunk([ChatCompletionChunkChoice(index=d.index, delta=DeltaMessage(), finish_reason=reason)])
             scan = await self._scan_output(prepared.request_id, ["".join(t) for t in texts])
             if scan.verdict == guard_pb2.VERDICT_BLOCK:
-                yield OpenAIError(
-                    400, "The response was stopped by the content policy.", code="content_policy_violation"
-                ).sse_event()
-            elif include_usage and usage is not None:
-                yield chunk([], usage)
-        except grpc.aio.AioRpcError as exc:
-            yield from_grpc(exc, "inference").sse_event()
+                yield OpenAIError(400, "The response was stopped by the content policy.",
+                                  code="content_policy_violation").sse_event()
+            elif include_usage:
+                yield chunk([], gen.usage)
         except OpenAIError as exc:
             yield exc.sse_event()
         finally:
-            call.cancel()
+            gen.close()
         yield "data: [DONE]\n\n"
-
-
-def _usage(u: inference_pb2.Usage) -> UsageInfo:
-    return UsageInfo(
-        prompt_tokens=u.prompt_tokens,
-        completion_tokens=u.completion_tokens,
-        total_tokens=u.prompt_tokens + u.completion_tokens,
-    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import grpc
 from fastapi import FastAPI, Request
@@ -127,6 +128,10 @@ def install_handlers(app: FastAPI) -> None:
             ).response()
         msg = str(first.get("msg", "Invalid request"))
         msg = msg.removeprefix("Value error, ")
+        named = re.match(r"^([a-z_]+): (.*)$", msg, re.DOTALL)
+        if named and param is None:  # a cross-field check names its parameter: "top_logprobs: ..."
+            param, msg = named.group(1), named.group(2)
+            return OpenAIError(400, msg, param=param, code="invalid_value").response()
         where = f"Invalid value for '{param}': " if param else ""
         return OpenAIError(400, f"{where}{msg}", param=param, code="invalid_value").response()
 

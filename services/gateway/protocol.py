@@ -6,6 +6,7 @@ yet are rejected with a clear error naming the parameter instead of being silent
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Annotated, Any, Literal
@@ -22,18 +23,73 @@ class TextContentPart(OpenAIBaseModel):
     text: str
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(OpenAIBaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextContentPart] | None = None
     name: str | None = None
     tool_call_id: str | None = None
+    tool_calls: list[ToolCallOut] | None = None
+    refusal: str | None = None
 
     def text(self) -> str:
         if self.content is None:
+            if self.tool_calls:  # an assistant turn that called tools: the template sees the calls as JSON
+                return json.dumps([{"name": c.function.name, "arguments": c.function.arguments}
+                                   for c in self.tool_calls])
             return ""
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content)
+
+
+class FunctionDefinition(OpenAIBaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ChatTool(OpenAIBaseModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(OpenAIBaseModel):
+    name: str
+
+
+class NamedToolChoice(OpenAIBaseModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class JsonSchemaFormat(OpenAIBaseModel):
+    name: Annotated[str, Field(max_length=64)] = "response"
+    description: str | None = None
+    schema_: Annotated[dict[str, Any] | None, Field(alias="schema")] = None
+    strict: bool | None = None
+
+
+class ResponseFormat(OpenAIBaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_present(self) -> ResponseFormat:
+        if self.type == "json_schema" and (self.json_schema is None or self.json_schema.schema_ is None):
+            raise ValueError("response_format.json_schema.schema is required when type is 'json_schema'")
+        return self
 
 
 class StreamOptions(OpenAIBaseModel):
@@ -41,21 +97,8 @@ class StreamOptions(OpenAIBaseModel):
     include_obfuscation: bool | None = None
 
 
-# Parameters OpenAI defines that the fleet does not serve yet: accepted only at their "off" value.
-_NOT_YET = (
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "response_format",
-    "tools",
-    "tool_choice",
-    "functions",
-    "function_call",
-    "audio",
-    "modalities",
-    "prediction",
-    "web_search_options",
-)
+# Parameters OpenAI defines that the fleet does not serve: accepted only at their "off" value.
+_NOT_YET = ("functions", "function_call", "audio", "modalities", "prediction", "web_search_options")
 
 
 class ChatCompletionRequest(OpenAIBaseModel):
@@ -78,13 +121,13 @@ class ChatCompletionRequest(OpenAIBaseModel):
     parallel_tool_calls: bool | None = None
     service_tier: str | None = None
     reasoning_effort: str | None = None
-    # OpenAI parameters not served yet (see _NOT_YET).
-    logit_bias: dict[str, float] | None = None
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
-    response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    top_logprobs: Annotated[int | None, Field(ge=0, le=20)] = None
+    response_format: ResponseFormat | None = None
+    tools: list[ChatTool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    # OpenAI parameters not served (see _NOT_YET).
     functions: list[dict[str, Any]] | None = None
     function_call: str | dict[str, Any] | None = None
     audio: dict[str, Any] | None = None
@@ -107,6 +150,13 @@ class ChatCompletionRequest(OpenAIBaseModel):
             raise ValueError(
                 "stream_options: The 'stream_options' parameter is only allowed when 'stream' is enabled."
             )
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs: 'logprobs' must be set to true when 'top_logprobs' is used.")
+        if self.tool_choice is not None and self.tool_choice != "none" and not self.tools:
+            raise ValueError("tool_choice: 'tool_choice' is only allowed when 'tools' are specified.")
+        if isinstance(self.tool_choice, NamedToolChoice) and self.tools:
+            if self.tool_choice.function.name not in {t.function.name for t in self.tools}:
+                raise ValueError(f"tool_choice: no function named '{self.tool_choice.function.name}' in 'tools'.")
         return self
 
     def unsupported_param(self) -> str | None:
@@ -128,16 +178,32 @@ class UsageInfo(BaseModel):
     total_tokens: int = 0
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[TokenLogprob] | None = None
+    refusal: None = None
+
+
 class ResponseMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[ToolCallOut] | None = None
 
 
 class ChatCompletionChoice(BaseModel):
     index: int
     message: ResponseMessage
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
     finish_reason: str | None = None
 
 
@@ -159,15 +225,28 @@ class ChatCompletionResponse(BaseModel):
     system_fingerprint: str | None = None
 
 
+class DeltaFunctionCall(BaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class DeltaToolCall(BaseModel):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: DeltaFunctionCall
+
+
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
 
 class ChatCompletionChunkChoice(BaseModel):
     index: int
     delta: DeltaMessage
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
     finish_reason: str | None = None
 
 
@@ -204,3 +283,68 @@ class ErrorInfo(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorInfo
+
+
+# -- /v1/completions -------------------------------------------------------------------------------------
+
+
+class CompletionRequest(OpenAIBaseModel):
+    model: str
+    prompt: str | Annotated[list[str], Field(min_length=1)] | list[int] | list[list[int]]
+    max_tokens: Annotated[int | None, Field(ge=1)] = 16  # OpenAI's default for completions
+    temperature: Annotated[float | None, Field(ge=0, le=2)] = None
+    top_p: Annotated[float | None, Field(gt=0, le=1)] = None
+    n: Annotated[int | None, Field(ge=1, le=128)] = 1
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    logprobs: Annotated[int | None, Field(ge=0, le=5)] = None
+    echo: bool | None = False
+    suffix: str | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    presence_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
+    frequency_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
+    seed: int | None = None
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    user: str | None = None
+    best_of: Annotated[int | None, Field(ge=1)] = None
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_list(cls, v: str | list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _check(self) -> CompletionRequest:
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("stream_options: The 'stream_options' parameter is only allowed when 'stream' is enabled.")
+        return self
+
+
+class CompletionLogprobs(BaseModel):
+    tokens: list[str] = Field(default_factory=list)
+    token_logprobs: list[float] = Field(default_factory=list)
+    top_logprobs: list[dict[str, float]] = Field(default_factory=list)
+    text_offset: list[int] = Field(default_factory=list)
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    logprobs: CompletionLogprobs | None = None
+    finish_reason: str | None = None
+
+
+def cmpl_id() -> str:
+    return f"cmpl-{uuid.uuid4().hex}"
+
+
+class CompletionResponse(BaseModel):
+    id: str = Field(default_factory=cmpl_id)
+    object: Literal["text_completion"] = "text_completion"
+    created: int = Field(default_factory=_now)
+    model: str
+    choices: list[CompletionChoice]
+    usage: UsageInfo | None = None
+    system_fingerprint: str | None = None

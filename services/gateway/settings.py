@@ -1,5 +1,6 @@
 from typing import ClassVar
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from flotilla.settings import ServiceSettings
@@ -16,7 +17,12 @@ class GatewaySettings(ServiceSettings):
     service_name: ClassVar[str] = "gateway"
 
     port: int = 8000
-    inference_target: str = "localhost:50051"
+    # Comma-separated inference targets ``host:port``; a host resolving to several addresses (a headless
+    # Service) is one replica per address. Models are discovered from each replica's ListModels.
+    inference_targets: str = Field(
+        default="localhost:50051",
+        validation_alias=AliasChoices("FLOTILLA_GATEWAY_INFERENCE_TARGETS", "FLOTILLA_GATEWAY_INFERENCE_TARGET"),
+    )
     guard_target: str = "localhost:50052"
     rag_target: str = "localhost:50053"
     inference_server_name: str | None = None
@@ -28,7 +34,20 @@ class GatewaySettings(ServiceSettings):
     rag_timeout_s: float = 5.0
     inference_timeout_s: float = 600.0
 
+    # Routing across inference replicas.
+    affinity_slack: int = 4  # prefer the prefix-affine replica unless it has this many more requests in flight
+    eject_s: float = 5.0  # a replica that failed to answer is skipped this long
+    refresh_s: float = 10.0  # re-resolve targets and re-read their models this often
+
+    # vLLM prefix-cache isolation: a per-tenant cache_salt (tenants cannot probe each other's cached prompts).
+    cache_salt_per_tenant: bool = True
+    cache_salt_secret: str = "flotilla"
+
     tenant_id: str = "default"  # until API keys carry tenants
     rag_k: int = 4
     max_body_bytes: int = 1024 * 1024
     max_n: int = 16
+
+    @property
+    def inference_target_list(self) -> list[str]:
+        return [t.strip() for t in self.inference_targets.split(",") if t.strip()]

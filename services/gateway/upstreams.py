@@ -9,23 +9,17 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from flotilla.tls import secure_channel
-from flotilla.v1 import guard_pb2_grpc, inference_pb2_grpc, rag_pb2_grpc
+from flotilla.tls import CLIENT_CHANNEL_OPTIONS, secure_channel
+from flotilla.v1 import guard_pb2_grpc, rag_pb2_grpc
+from services.gateway.routing import InferenceRouter
 from services.gateway.settings import GatewaySettings
-
-_CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-]
 
 
 @dataclass
 class Upstreams:
     """The gateway's clients. Stubs are typed loosely so unit tests can pass named fakes."""
 
-    inference: Any
+    inference: InferenceRouter
     guard: Any
     rag: Any
     health: dict[str, Any] = field(default_factory=dict)
@@ -35,21 +29,27 @@ class Upstreams:
     def connect(cls, settings: GatewaySettings) -> Upstreams:
         tls = settings.tls_files()
         targets = {
-            "inference": (settings.inference_target, settings.inference_server_name),
             "guard": (settings.guard_target, settings.guard_server_name),
             "rag": (settings.rag_target, settings.rag_server_name),
         }
         channels = {
-            name: secure_channel(target, tls, server_name, _CHANNEL_OPTIONS)
+            name: secure_channel(target, tls, server_name, CLIENT_CHANNEL_OPTIONS)
             for name, (target, server_name) in targets.items()
         }
+        router = InferenceRouter(
+            settings.inference_target_list, tls, settings.inference_server_name,
+            refresh_s=settings.refresh_s, eject_s=settings.eject_s, affinity_slack=settings.affinity_slack,
+        )
         return cls(
-            inference=inference_pb2_grpc.InferenceStub(channels["inference"]),
+            inference=router,
             guard=guard_pb2_grpc.GuardStub(channels["guard"]),
             rag=rag_pb2_grpc.RagStub(channels["rag"]),
             health={name: health_pb2_grpc.HealthStub(ch) for name, ch in channels.items()},
             channels=list(channels.values()),
         )
+
+    async def start(self) -> None:
+        await self.inference.start()
 
     async def check(self, deadline_s: float = 1.0) -> dict[str, str]:
         """Health status of each upstream (``SERVING``, ``NOT_SERVING`` or the gRPC error)."""
@@ -63,7 +63,11 @@ class Upstreams:
 
         names = list(self.health)
         results = await asyncio.gather(*(one(self.health[n]) for n in names))
-        return dict(zip(names, results, strict=True))
+        out = dict(zip(names, results, strict=True))
+        await self.inference.refresh()
+        out["inference"] = "SERVING" if self.inference.healthy() else "NOT_SERVING"
+        return out
 
     async def close(self) -> None:
+        await self.inference.close()
         await asyncio.gather(*(ch.close() for ch in self.channels))

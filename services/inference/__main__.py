@@ -9,6 +9,7 @@ import logging
 from flotilla.grpcserver import serve_until_signal, start_server
 from flotilla.telemetry import setup_logging
 from flotilla.v1 import inference_pb2, inference_pb2_grpc
+from services.inference import metrics
 from services.inference.engine import build_engine, configure_environment
 from services.inference.server import InferenceServicer
 from services.inference.settings import InferenceSettings
@@ -21,6 +22,7 @@ async def main() -> None:
     setup_logging("inference", settings.log_level, settings.log_json)
     configure_environment(settings)
     engine = build_engine(settings)  # loads the weights; the port opens only once the engine is ready
+    metrics.serve(settings.host, settings.metrics_port)
     servicer = InferenceServicer(settings, engine)
     svc = await start_server(
         settings.listen_address,
@@ -36,6 +38,7 @@ async def main() -> None:
 
     def drain_started() -> None:
         servicer.draining = True
+        metrics.DRAINING.set(1)
 
     await serve_until_signal(svc, settings.drain_grace_s, on_stop=shutdown, on_drain=drain_started)
 

@@ -32,6 +32,10 @@ class InferenceSettings(ServiceSettings):
     # CPU backend only: KV cache size in GiB (vLLM's VLLM_CPU_KVCACHE_SPACE).
     cpu_kvcache_space_gib: int | None = None
     drain_grace_s: float = 30.0
+    # vLLM tool parser for tool_choice="auto" (e.g. "hermes", "llama3_json"); unset: "auto" is refused.
+    tool_call_parser: str | None = None
+    # HTTP port of /metrics (vLLM's and flotilla_inference_* metrics); 0 disables it.
+    metrics_port: int = 9101
 
     @property
     def model_name(self) -> str:

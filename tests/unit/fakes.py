@@ -12,6 +12,7 @@ import grpc
 
 from flotilla.grpcerrors import CODE_KEY, PARAM_KEY
 from flotilla.v1 import guard_pb2, inference_pb2, rag_pb2
+from services.gateway.routing import InferenceRouter
 from services.gateway.upstreams import Upstreams
 
 FAKE_MODEL = "fake-model"
@@ -51,19 +52,25 @@ class FakeCall:
 
 @dataclass
 class FakeInferenceEngine:
+    """Answers "echo: <last user message or prompt>" (or ``reply``) word by word."""
+
     requests: list[inference_pb2.GenerateRequest] = field(default_factory=list)
     calls: list[FakeCall] = field(default_factory=list)
+    reply: str | None = None
+    unavailable: bool = False  # answer every call with UNAVAILABLE, like a replica that went away
 
     def Generate(self, request: inference_pb2.GenerateRequest, timeout: float | None = None) -> FakeCall:
         self.requests.append(request)
-        if request.model != FAKE_MODEL:
+        if self.unavailable:
+            call = FakeCall([], rpc_error(grpc.StatusCode.UNAVAILABLE, "connection refused"))
+        elif request.model != FAKE_MODEL:
             err = rpc_error(grpc.StatusCode.NOT_FOUND, f"The model `{request.model}` does not exist.",
                             "model_not_found", "model")
             call = FakeCall([], err)
         else:
             messages = request.chat.messages
-            last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
-            words = ("echo: " + last_user).split(" ")
+            last_user = next((m.content for m in reversed(messages) if m.role == "user"), request.prompt)
+            words = (self.reply if self.reply is not None else "echo: " + last_user).split(" ")
             limit = request.sampling.max_tokens if request.sampling.HasField("max_tokens") else len(words)
             out: list[inference_pb2.GenerateResponse] = []
             n = request.sampling.n or 1
@@ -72,9 +79,15 @@ class FakeInferenceEngine:
                 for i, word in enumerate(emitted):
                     last = i == len(emitted) - 1
                     finish = ("stop" if limit >= len(words) else "length") if last else ""
-                    out.append(inference_pb2.GenerateResponse(delta=inference_pb2.TextDelta(
-                        index=index, text=word if i == 0 else " " + word, finish_reason=finish, token_count=1)))
-            prompt_tokens = sum(len(m.content.split()) for m in messages)
+                    text = word if i == 0 else " " + word
+                    delta = inference_pb2.TextDelta(index=index, text=text, finish_reason=finish, token_count=1)
+                    if request.sampling.HasField("logprobs"):
+                        top = [inference_pb2.TopLogprob(token=f"alt{k}", logprob=-1.0 - k)
+                               for k in range(request.sampling.logprobs)]
+                        delta.logprobs.append(inference_pb2.TokenLogprob(token=text, logprob=-0.5,
+                                                                         bytes=text.encode(), top=top))
+                    out.append(inference_pb2.GenerateResponse(delta=delta))
+            prompt_tokens = sum(len(m.content.split()) for m in messages) or len(request.prompt.split())
             out.append(inference_pb2.GenerateResponse(usage=inference_pb2.Usage(
                 prompt_tokens=prompt_tokens, completion_tokens=n * min(limit, len(words)))))
             call = FakeCall(out, None)
@@ -125,8 +138,10 @@ class FakeRag:
 
 
 def fake_upstreams(**kwargs) -> Upstreams:
+    """Upstreams whose inference router (the real one) routes over fake replicas."""
+    replicas = kwargs.get("replicas") or {"fake-0": kwargs.get("inference", FakeInferenceEngine())}
     return Upstreams(
-        inference=kwargs.get("inference", FakeInferenceEngine()),
+        inference=InferenceRouter.from_stubs(replicas),
         guard=kwargs.get("guard", FakeGuard()),
         rag=kwargs.get("rag", FakeRag()),
     )

@@ -150,8 +150,16 @@ async def test_rag_only_when_asked_and_context_inserted(parts, client) -> None:
         ({"model": FAKE_MODEL, "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
         ({"messages": MESSAGES}, "model"),
         ({"model": FAKE_MODEL, "messages": MESSAGES, "bogus": 1}, "bogus"),
-        ({"model": FAKE_MODEL, "messages": MESSAGES, "tools": [{"type": "function"}]}, "tools"),
-        ({"model": FAKE_MODEL, "messages": MESSAGES, "stream_options": {"include_usage": True}}, None),
+        ({"model": FAKE_MODEL, "messages": MESSAGES, "tools": [{"type": "function"}]}, "tools[0].function"),
+        ({"model": FAKE_MODEL, "messages": MESSAGES, "functions": [{"name": "f"}]}, "functions"),
+        ({"model": FAKE_MODEL, "messages": MESSAGES, "top_logprobs": 2}, "top_logprobs"),
+        ({"model": FAKE_MODEL, "messages": MESSAGES, "top_logprobs": 21, "logprobs": True}, "top_logprobs"),
+        ({"model": FAKE_MODEL, "messages": MESSAGES, "logit_bias": {"abc": 1}}, "logit_bias"),
+        ({"model": FAKE_MODEL, "messages": MESSAGES, "logit_bias": {"5": 101}}, "logit_bias[5]"),
+        ({"model": FAKE_MODEL, "messages": MESSAGES, "tool_choice": "required"}, "tool_choice"),
+        ({"model": FAKE_MODEL, "messages": MESSAGES, "response_format": {"type": "json_schema"}}, "response_format"),
+        ({"model": FAKE_MODEL, "messages": MESSAGES, "n": 2, "temperature": 0}, "n"),
+        ({"model": FAKE_MODEL, "messages": MESSAGES, "stream_options": {"include_usage": True}}, "stream_options"),
     ],
 )
 async def test_bad_input_is_400_with_openai_error_body(http, body, param) -> None:

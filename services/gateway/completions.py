@@ -1,0 +1,147 @@
+"""``POST /v1/completions``: legacy text completion, one inference request per prompt.
+
+``echo``, ``suffix``, token-id prompts and ``best_of`` above ``n`` are refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from flotilla.v1 import guard_pb2, inference_pb2
+from services.gateway.chat import ChatPipeline, cache_salt
+from services.gateway.errors import OpenAIError
+from services.gateway.generation import Generation, sampling_params
+from services.gateway.protocol import (
+    CompletionChoice,
+    CompletionLogprobs,
+    CompletionRequest,
+    CompletionResponse,
+    cmpl_id,
+)
+from services.gateway.routing import affinity_key
+
+
+def _refuse(param: str, message: str) -> OpenAIError:
+    return OpenAIError(400, message, param=param, code="unsupported_parameter")
+
+
+def _logprobs(items: list[inference_pb2.TokenLogprob], offset: int) -> CompletionLogprobs:
+    out = CompletionLogprobs()
+    for lp in items:
+        out.tokens.append(lp.token)
+        out.token_logprobs.append(lp.logprob)
+        out.top_logprobs.append({t.token: t.logprob for t in lp.top})
+        out.text_offset.append(offset)
+        offset += len(lp.token)
+    return out
+
+
+class CompletionPipeline:
+    def __init__(self, chat: ChatPipeline) -> None:
+        self.chat = chat
+        self.settings = chat.settings
+
+    async def prepare(self, req: CompletionRequest, request_id: str) -> list[inference_pb2.GenerateRequest]:
+        if req.echo:
+            raise _refuse("echo", "'echo' is not supported: the prompt is not returned with the completion.")
+        if req.suffix:
+            raise _refuse("suffix", "'suffix' (insertion) is not supported by this deployment.")
+        if req.best_of is not None and req.best_of != (req.n or 1):
+            raise _refuse("best_of", "'best_of' other than 'n' is not supported.")
+        if not isinstance(req.prompt, str) and not all(isinstance(p, str) for p in req.prompt):
+            raise _refuse("prompt", "Token-id prompts are not supported; send the prompt as text.")
+        prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)  # type: ignore[arg-type]
+        n = req.n or 1
+        if n * len(prompts) > self.settings.max_n:
+            raise OpenAIError(400, f"Invalid value for 'n': at most {self.settings.max_n} choices in all.",
+                              param="n", code="invalid_value")
+        sampling = sampling_params(req, n, req.max_tokens, req.logprobs)
+        prompts = await self.chat._scan_input(request_id, prompts)
+        salt = cache_salt(self.settings, self.settings.tenant_id)
+        return [
+            inference_pb2.GenerateRequest(
+                request_id=f"{request_id}-{i}" if len(prompts) > 1 else request_id, model=req.model,
+                prompt=prompt, sampling=sampling, tenant_id=self.settings.tenant_id, cache_salt=salt,
+            )
+            for i, prompt in enumerate(prompts)
+        ]
+
+    async def open(self, requests: list[inference_pb2.GenerateRequest]) -> Generation:
+        key = affinity_key([requests[0].prompt])
+        return await Generation.open(self.chat.up.inference, requests, self.settings.inference_timeout_s, key)
+
+    async def complete(self, req: CompletionRequest, requests: list[inference_pb2.GenerateRequest],
+                       request_id: str) -> CompletionResponse:
+        total = (req.n or 1) * len(requests)
+        texts: list[list[str]] = [[] for _ in range(total)]
+        lps: list[list[inference_pb2.TokenLogprob]] = [[] for _ in range(total)]
+        finish: list[str | None] = [None] * total
+        gen = await self.open(requests)
+        try:
+            async for offset, msg in gen.messages():
+                i = offset + msg.delta.index
+                texts[i].append(msg.delta.text)
+                lps[i].extend(msg.delta.logprobs)
+                if msg.delta.finish_reason:
+                    finish[i] = msg.delta.finish_reason
+        finally:
+            gen.close()
+        contents = await self._guard_output(request_id, ["".join(t) for t in texts], finish)
+        return CompletionResponse(
+            model=req.model,
+            choices=[
+                CompletionChoice(index=i, text=contents[i], finish_reason=finish[i],
+                                 logprobs=_logprobs(lps[i], 0) if req.logprobs is not None else None)
+                for i in range(total)
+            ],
+            usage=gen.usage,
+        )
+
+    async def _guard_output(self, request_id: str, contents: list[str], finish: list[str | None]) -> list[str]:
+        scan = await self.chat._scan_output(request_id, contents)
+        if scan.verdict == guard_pb2.VERDICT_REDACT:
+            return list(scan.redacted_texts)
+        if scan.verdict == guard_pb2.VERDICT_BLOCK:
+            for i in {f.text_index for f in scan.findings if f.action == "block"}:
+                contents[i], finish[i] = "", "content_filter"
+        return contents
+
+    async def open_stream(self, req: CompletionRequest, requests: list[inference_pb2.GenerateRequest],
+                          request_id: str) -> AsyncIterator[str]:
+        gen = await self.open(requests)
+        return self._sse(req, gen, request_id)
+
+    async def _sse(self, req: CompletionRequest, gen: Generation, request_id: str) -> AsyncIterator[str]:
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        cid, created = cmpl_id(), int(time.time())
+        exclude = None if include_usage else {"usage"}
+        offsets: dict[int, int] = {}
+        full: list[str] = []
+
+        def event(choices: list[CompletionChoice], usage=None) -> str:
+            body = CompletionResponse(id=cid, created=created, model=req.model, choices=choices, usage=usage)
+            return f"data: {body.model_dump_json(exclude=exclude)}\n\n"
+
+        try:
+            async for offset, msg in gen.messages():
+                d = msg.delta
+                i = offset + d.index
+                lp = None
+                if req.logprobs is not None:
+                    lp = _logprobs(list(d.logprobs), offsets.get(i, 0))
+                offsets[i] = offsets.get(i, 0) + len(d.text)
+                full.append(d.text)
+                choice = CompletionChoice(index=i, text=d.text, logprobs=lp, finish_reason=d.finish_reason or None)
+                yield event([choice])
+            scan = await self.chat._scan_output(request_id, ["".join(full)])
+            if scan.verdict == guard_pb2.VERDICT_BLOCK:
+                yield OpenAIError(400, "The response was stopped by the content policy.",
+                                  code="content_policy_violation").sse_event()
+            elif include_usage:
+                yield event([], gen.usage)
+        except OpenAIError as exc:
+            yield exc.sse_event()
+        finally:
+            gen.close()
+        yield "data: [DONE]\n\n"

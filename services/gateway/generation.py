@@ -1,0 +1,150 @@
+"""Running prepared ``GenerateRequest``s through the inference router, shared by chat and completions.
+
+One request per prompt; their streams are merged, each choice index shifted by ``offset`` so that
+prompt ``p`` with ``n`` choices owns indices ``p*n … p*n+n-1`` (OpenAI's numbering for /v1/completions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from flotilla.v1 import inference_pb2
+from services.gateway.errors import OpenAIError, from_grpc
+from services.gateway.protocol import UsageInfo
+from services.gateway.routing import InferenceRouter, NoReplicaError, Replica
+
+_LOGIT_BIAS_ERROR = "Invalid 'logit_bias': keys must be token ids (integers as strings)."
+
+
+def sampling_params(req: Any, n: int, max_tokens: int | None, logprobs: int | None) -> inference_pb2.SamplingParams:
+    """The sampling fields chat and completion requests share, validated where OpenAI validates them."""
+    sp = inference_pb2.SamplingParams(n=n, stop=req.stop or [])
+    if max_tokens is not None:
+        sp.max_tokens = max_tokens
+    for name in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
+        value = getattr(req, name)
+        if value is not None:
+            setattr(sp, name, value)
+    if req.logit_bias:
+        try:
+            bias = {int(k): float(v) for k, v in req.logit_bias.items()}
+        except ValueError:
+            raise OpenAIError(400, _LOGIT_BIAS_ERROR, param="logit_bias", code="invalid_value") from None
+        if any(k < 0 for k in bias):
+            raise OpenAIError(400, _LOGIT_BIAS_ERROR, param="logit_bias", code="invalid_value")
+        sp.logit_bias.update(bias)
+    if logprobs is not None:
+        sp.logprobs = logprobs
+    if n > 1 and req.temperature == 0:
+        raise OpenAIError(400, "'n' greater than 1 needs a temperature above 0 (greedy sampling gives identical "
+                          "choices).", param="n", code="invalid_value")
+    return sp
+
+
+@dataclass
+class _Stream:
+    call: Any
+    first: Any
+    replica: Replica
+    offset: int
+
+
+@dataclass
+class Generation:
+    router: InferenceRouter
+    streams: list[_Stream] = field(default_factory=list)
+    usage: UsageInfo = field(default_factory=UsageInfo)
+    _closed: bool = False
+
+    @classmethod
+    async def open(
+        cls, router: InferenceRouter, requests: list[inference_pb2.GenerateRequest], timeout: float, key: str
+    ) -> Generation:
+        """Start every request and wait for each first message, so errors (unknown model, prompt too long,
+        no replica) surface as HTTP errors before any byte of the response is sent."""
+        gen = cls(router)
+        n = requests[0].sampling.n or 1
+
+        async def one(i: int, request: inference_pb2.GenerateRequest) -> _Stream:
+            call, first, replica = await router.open(request, timeout, key)
+            return _Stream(call, first, replica, i * n)
+
+        results = await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)), return_exceptions=True)
+        gen.streams = [r for r in results if isinstance(r, _Stream)]
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            gen.close()
+            raise _to_openai(errors[0], requests[0].model)
+        return gen
+
+    async def messages(self) -> AsyncIterator[tuple[int, inference_pb2.GenerateResponse]]:
+        """(index offset, message) for every message of every stream; usage is summed into ``self.usage``."""
+        try:
+            if len(self.streams) == 1:
+                s = self.streams[0]
+                async for msg in self._read(s):
+                    yield s.offset, msg
+                return
+            queue: asyncio.Queue[tuple[int, Any] | BaseException | None] = asyncio.Queue()
+
+            async def pump(s: _Stream) -> None:
+                try:
+                    async for msg in self._read(s):
+                        await queue.put((s.offset, msg))
+                except BaseException as exc:  # handed to the consumer
+                    await queue.put(exc)
+                finally:
+                    await queue.put(None)
+
+            tasks = [asyncio.create_task(pump(s)) for s in self.streams]
+            try:
+                remaining = len(tasks)
+                while remaining:
+                    item = await queue.get()
+                    if item is None:
+                        remaining -= 1
+                    elif isinstance(item, BaseException):
+                        raise item
+                    else:
+                        yield item
+            finally:
+                for t in tasks:
+                    t.cancel()
+        except grpc.aio.AioRpcError as exc:
+            raise from_grpc(exc, "inference") from None
+
+    async def _read(self, s: _Stream) -> AsyncIterator[inference_pb2.GenerateResponse]:
+        msg = s.first
+        while msg is not grpc.aio.EOF:
+            if msg.HasField("usage"):
+                self.usage.prompt_tokens += msg.usage.prompt_tokens
+                self.usage.completion_tokens += msg.usage.completion_tokens
+                self.usage.total_tokens = self.usage.prompt_tokens + self.usage.completion_tokens
+            else:
+                yield msg
+            msg = await s.call.read()
+
+    def close(self) -> None:
+        """Cancel what is still running upstream (aborting the vLLM requests) and release the replicas."""
+        if self._closed:
+            return
+        self._closed = True
+        for s in self.streams:
+            s.call.cancel()
+            self.router.release(s.replica)
+
+
+def _to_openai(exc: BaseException, model: str) -> BaseException:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return from_grpc(exc, "inference")
+    if isinstance(exc, NoReplicaError):
+        if exc.unknown:
+            return OpenAIError(404, f"The model `{model}` does not exist.", param="model", code="model_not_found")
+        return OpenAIError(503, f"No inference replica for `{model}` is available; retry shortly.",
+                           code="service_unavailable", headers={"retry-after": "1"})
+    return exc
