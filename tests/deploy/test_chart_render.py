@@ -34,6 +34,7 @@ THREE_MODELS = [
         "gpus": 2,
         "autoscaling": {"enabled": True, "maxReplicas": 3},
         "nodeSelector": {"gpu": "h100"},
+        "toolCallParser": "hermes",
     },
     {"name": "local", "model": "/models/my-finetune", "servedModelName": "finetune", "replicas": 2},
 ]

@@ -245,7 +245,7 @@ INTERNET = Endpoint("internet", ip="93.184.216.34")
 EXTERNAL_DB = Endpoint("external-db", ip="10.20.30.40")
 # With networkPolicy.gatewayFrom empty the gateway is open to every source (clients, ingress controllers).
 ANYONE = ["client", "ingress-nginx", "prometheus", "dns", "internet", "external-db"]
-PROBE_PORTS = [53, 443, 5432, 8000, 9090, 9101, 50051, 50052, 50053, 12345]
+PROBE_PORTS = [53, 443, 5432, 8000, 9090, 9101, 9102, 9103, 50051, 50052, 50053, 12345]
 
 
 def _network(rendered: Rendered) -> NetworkModel:
@@ -266,7 +266,7 @@ def _expected(*, metrics: bool, gateway_from: list[str], database: str, download
     if download:  # modelDownloadTo is 0.0.0.0/0: any address outside the cluster, on 443 only
         flows |= {("inference", "internet", 443), ("inference", "external-db", 443)}
     if metrics:
-        flows |= {("prometheus", "gateway", 8000), ("prometheus", "guard", 9090), ("prometheus", "rag", 9090)}
+        flows |= {("prometheus", "gateway", 8000), ("prometheus", "guard", 9102), ("prometheus", "rag", 9103)}
         flows |= {("prometheus", "inference", 9101)}
     return flows
 
@@ -350,6 +350,7 @@ def test_inference_requests_gpus_and_is_scheduled_on_gpu_nodes(render: Any, comb
         big = pod_template(by_model["big"])["spec"]
         assert big["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 2
         assert big["nodeSelector"] == {"gpu": "h100"}
+        assert plain_env(big["containers"][0])["FLOTILLA_INFERENCE_TOOL_CALL_PARSER"] == "hermes"
         local = plain_env(pod_template(by_model["local"])["spec"]["containers"][0])
         assert local["FLOTILLA_INFERENCE_SERVED_MODEL_NAME"] == "finetune"
         assert local["FLOTILLA_INFERENCE_MODEL"] == "/models/my-finetune"
@@ -416,6 +417,29 @@ def test_rag_and_gateway_get_the_database_from_secrets(render: Any) -> None:
     env = env_of(_container(external, "rag"))
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "rel-flotilla-database", "key": "database-url"}
     assert "PGPASSWORD" not in env
+
+
+def test_gateway_replicas_share_a_generated_cache_salt_secret(render: Any) -> None:
+    rendered = _r(render, "defaults")
+    env = env_of(_container(rendered, "gateway"))
+    ref = env["FLOTILLA_GATEWAY_CACHE_SALT_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "rel-flotilla-gateway-secrets", "key": "cache-salt-secret"}
+    assert len(rendered.secret_data(ref["name"])["cache-salt-secret"]) >= 32
+    assert env["FLOTILLA_GATEWAY_CACHE_SALT_PER_TENANT"]["value"] == "true"
+    own = render(sets={"gateway.cacheSalt.existingSecret": "salt"})
+    assert (
+        env_of(_container(own, "gateway"))["FLOTILLA_GATEWAY_CACHE_SALT_SECRET"]["valueFrom"]["secretKeyRef"]["name"]
+        == "salt"
+    )
+    assert not [s for s in own.of("Secret") if s["metadata"]["name"].endswith("gateway-secrets")]
+
+
+def test_inference_metrics_port_follows_the_values(render: Any) -> None:
+    for combo in ("defaults", "metrics-with-prometheus-operator"):
+        c = _container(_r(render, combo), "inference")
+        assert plain_env(c)["FLOTILLA_INFERENCE_METRICS_PORT"] == "9101"
+        opened = [p["containerPort"] for p in c["ports"] if p["name"] == "metrics"]
+        assert opened == ([9101] if combo != "defaults" else [])
 
 
 def test_inference_scales_on_vllm_queue_depth(render: Any) -> None:
