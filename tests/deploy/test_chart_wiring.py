@@ -54,7 +54,7 @@ def _gateway_targets(rendered: Rendered) -> dict[str, list[tuple[str, int]]]:
     env = plain_env(_container(rendered, "gateway"))
     out = {}
     for key, component in UPSTREAMS.items():
-        targets = env[f"FLOTILLA_GATEWAY_{key}_TARGET"].split(",")
+        targets = env[f"FLOTILLA_GATEWAY_{key}_TARGET{'S' if key == 'INFERENCE' else ''}"].split(",")
         assert f"FLOTILLA_GATEWAY_{key}_SERVER_NAME" not in env, "each target is verified against its own name"
         out[component] = [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1])) for t in targets]
     return out
@@ -402,6 +402,8 @@ def test_rag_and_gateway_get_the_database_from_secrets(render: Any) -> None:
         "key": "password",
     }
     assert pg["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+    # Postgres 18 images refuse a volume at the old /var/lib/postgresql/data location.
+    assert {m["name"]: m["mountPath"] for m in c["volumeMounts"]}["data"] == "/var/lib/postgresql"
     assert (
         rendered.get("Secret", "rel-flotilla-postgres")["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     )
