@@ -24,21 +24,53 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66lotilla/v1/guard.proto\x12\x0b\x66lotilla.v1\"C\n\x0bScanRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\r\n\x05texts\x18\x03 \x03(\t\"f\n\x07\x46inding\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x12\n\ntext_index\x18\x02 \x01(\r\x12\r\n\x05start\x18\x03 \x01(\r\x12\x0b\n\x03\x65nd\x18\x04 \x01(\r\x12\r\n\x05score\x18\x05 \x01(\x02\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\"u\n\x0cScanResponse\x12%\n\x07verdict\x18\x01 \x01(\x0e\x32\x14.flotilla.v1.Verdict\x12&\n\x08\x66indings\x18\x02 \x03(\x0b\x32\x14.flotilla.v1.Finding\x12\x16\n\x0eredacted_texts\x18\x03 \x03(\t*\\\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n\rVERDICT_ALLOW\x10\x01\x12\x12\n\x0eVERDICT_REDACT\x10\x02\x12\x11\n\rVERDICT_BLOCK\x10\x03\x32\x8c\x01\n\x05Guard\x12@\n\tScanInput\x12\x18.flotilla.v1.ScanRequest\x1a\x19.flotilla.v1.ScanResponse\x12\x41\n\nScanOutput\x12\x18.flotilla.v1.ScanRequest\x1a\x19.flotilla.v1.ScanResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66lotilla/v1/guard.proto\x12\x0b\x66lotilla.v1\"e\n\x0bScannerRule\x12\x0f\n\x07scanner\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x16\n\tthreshold\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x0f\n\x07restore\x18\x04 \x01(\x08\x42\x0c\n\n_threshold\"?\n\x06Policy\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x05rules\x18\x02 \x03(\x0b\x32\x18.flotilla.v1.ScannerRule\"\xd0\x01\n\x0bScanRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\r\n\x05texts\x18\x03 \x03(\t\x12#\n\x06policy\x18\x04 \x01(\x0b\x32\x13.flotilla.v1.Policy\x12\x36\n\x07restore\x18\x05 \x03(\x0b\x32%.flotilla.v1.ScanRequest.RestoreEntry\x1a.\n\x0cRestoreEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"f\n\x07\x46inding\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x12\n\ntext_index\x18\x02 \x01(\r\x12\r\n\x05start\x18\x03 \x01(\r\x12\x0b\n\x03\x65nd\x18\x04 \x01(\r\x12\r\n\x05score\x18\x05 \x01(\x02\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\"\xaa\x02\n\x0cScanResponse\x12%\n\x07verdict\x18\x01 \x01(\x0e\x32\x14.flotilla.v1.Verdict\x12&\n\x08\x66indings\x18\x02 \x03(\x0b\x32\x14.flotilla.v1.Finding\x12\x16\n\x0eredacted_texts\x18\x03 \x03(\t\x12+\n\rtext_verdicts\x18\x04 \x03(\x0e\x32\x14.flotilla.v1.Verdict\x12\x41\n\x0cplaceholders\x18\x05 \x03(\x0b\x32+.flotilla.v1.ScanResponse.PlaceholdersEntry\x12\x0e\n\x06policy\x18\x06 \x01(\t\x1a\x33\n\x11PlaceholdersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcd\x01\n\x11OutputStreamStart\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12#\n\x06policy\x18\x03 \x01(\x0b\x32\x13.flotilla.v1.Policy\x12<\n\x07restore\x18\x04 \x03(\x0b\x32+.flotilla.v1.OutputStreamStart.RestoreEntry\x1a.\n\x0cRestoreEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"9\n\x0bOutputDelta\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05\x66inal\x18\x03 \x01(\x08\"y\n\x13OutputStreamRequest\x12/\n\x05start\x18\x01 \x01(\x0b\x32\x1e.flotilla.v1.OutputStreamStartH\x00\x12)\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x18.flotilla.v1.OutputDeltaH\x00\x42\x06\n\x04kind\"\x90\x01\n\x14OutputStreamResponse\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12%\n\x07verdict\x18\x03 \x01(\x0e\x32\x14.flotilla.v1.Verdict\x12&\n\x08\x66indings\x18\x04 \x03(\x0b\x32\x14.flotilla.v1.Finding\x12\x0c\n\x04held\x18\x05 \x01(\r\"l\n\x0fModerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\r\n\x05texts\x18\x03 \x03(\t\x12#\n\x06policy\x18\x04 \x01(\x0b\x32\x13.flotilla.v1.Policy\"A\n\rCategoryScore\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0f\n\x07\x66lagged\x18\x03 \x01(\x08\"d\n\nModeration\x12\x0f\n\x07\x66lagged\x18\x01 \x01(\x08\x12.\n\ncategories\x18\x02 \x03(\x0b\x32\x1a.flotilla.v1.CategoryScore\x12\x15\n\rfinding_types\x18\x03 \x03(\t\"<\n\x10ModerateResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.flotilla.v1.Moderation*\\\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n\rVERDICT_ALLOW\x10\x01\x12\x12\n\x0eVERDICT_REDACT\x10\x02\x12\x11\n\rVERDICT_BLOCK\x10\x03\x32\xf8\x02\n\x05Guard\x12@\n\tScanInput\x12\x18.flotilla.v1.ScanRequest\x1a\x19.flotilla.v1.ScanResponse\x12\x41\n\nScanOutput\x12\x18.flotilla.v1.ScanRequest\x1a\x19.flotilla.v1.ScanResponse\x12\x44\n\rScanRetrieved\x12\x18.flotilla.v1.ScanRequest\x1a\x19.flotilla.v1.ScanResponse\x12[\n\x10ScanOutputStream\x12 .flotilla.v1.OutputStreamRequest\x1a!.flotilla.v1.OutputStreamResponse(\x01\x30\x01\x12G\n\x08Moderate\x12\x1c.flotilla.v1.ModerateRequest\x1a\x1d.flotilla.v1.ModerateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flotilla.v1.guard_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VERDICT']._serialized_start=332
-  _globals['_VERDICT']._serialized_end=424
-  _globals['_SCANREQUEST']._serialized_start=40
-  _globals['_SCANREQUEST']._serialized_end=107
-  _globals['_FINDING']._serialized_start=109
-  _globals['_FINDING']._serialized_end=211
-  _globals['_SCANRESPONSE']._serialized_start=213
-  _globals['_SCANRESPONSE']._serialized_end=330
-  _globals['_GUARD']._serialized_start=427
-  _globals['_GUARD']._serialized_end=567
+  _globals['_SCANREQUEST_RESTOREENTRY']._loaded_options = None
+  _globals['_SCANREQUEST_RESTOREENTRY']._serialized_options = b'8\001'
+  _globals['_SCANRESPONSE_PLACEHOLDERSENTRY']._loaded_options = None
+  _globals['_SCANRESPONSE_PLACEHOLDERSENTRY']._serialized_options = b'8\001'
+  _globals['_OUTPUTSTREAMSTART_RESTOREENTRY']._loaded_options = None
+  _globals['_OUTPUTSTREAMSTART_RESTOREENTRY']._serialized_options = b'8\001'
+  _globals['_VERDICT']._serialized_start=1702
+  _globals['_VERDICT']._serialized_end=1794
+  _globals['_SCANNERRULE']._serialized_start=40
+  _globals['_SCANNERRULE']._serialized_end=141
+  _globals['_POLICY']._serialized_start=143
+  _globals['_POLICY']._serialized_end=206
+  _globals['_SCANREQUEST']._serialized_start=209
+  _globals['_SCANREQUEST']._serialized_end=417
+  _globals['_SCANREQUEST_RESTOREENTRY']._serialized_start=371
+  _globals['_SCANREQUEST_RESTOREENTRY']._serialized_end=417
+  _globals['_FINDING']._serialized_start=419
+  _globals['_FINDING']._serialized_end=521
+  _globals['_SCANRESPONSE']._serialized_start=524
+  _globals['_SCANRESPONSE']._serialized_end=822
+  _globals['_SCANRESPONSE_PLACEHOLDERSENTRY']._serialized_start=771
+  _globals['_SCANRESPONSE_PLACEHOLDERSENTRY']._serialized_end=822
+  _globals['_OUTPUTSTREAMSTART']._serialized_start=825
+  _globals['_OUTPUTSTREAMSTART']._serialized_end=1030
+  _globals['_OUTPUTSTREAMSTART_RESTOREENTRY']._serialized_start=371
+  _globals['_OUTPUTSTREAMSTART_RESTOREENTRY']._serialized_end=417
+  _globals['_OUTPUTDELTA']._serialized_start=1032
+  _globals['_OUTPUTDELTA']._serialized_end=1089
+  _globals['_OUTPUTSTREAMREQUEST']._serialized_start=1091
+  _globals['_OUTPUTSTREAMREQUEST']._serialized_end=1212
+  _globals['_OUTPUTSTREAMRESPONSE']._serialized_start=1215
+  _globals['_OUTPUTSTREAMRESPONSE']._serialized_end=1359
+  _globals['_MODERATEREQUEST']._serialized_start=1361
+  _globals['_MODERATEREQUEST']._serialized_end=1469
+  _globals['_CATEGORYSCORE']._serialized_start=1471
+  _globals['_CATEGORYSCORE']._serialized_end=1536
+  _globals['_MODERATION']._serialized_start=1538
+  _globals['_MODERATION']._serialized_end=1638
+  _globals['_MODERATERESPONSE']._serialized_start=1640
+  _globals['_MODERATERESPONSE']._serialized_end=1700
+  _globals['_GUARD']._serialized_start=1797
+  _globals['_GUARD']._serialized_end=2173
 # @@protoc_insertion_point(module_scope)

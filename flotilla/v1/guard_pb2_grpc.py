@@ -44,6 +44,21 @@ class GuardStub:
                 request_serializer=flotilla_dot_v1_dot_guard__pb2.ScanRequest.SerializeToString,
                 response_deserializer=flotilla_dot_v1_dot_guard__pb2.ScanResponse.FromString,
                 _registered_method=True)
+        self.ScanRetrieved = channel.unary_unary(
+                '/flotilla.v1.Guard/ScanRetrieved',
+                request_serializer=flotilla_dot_v1_dot_guard__pb2.ScanRequest.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_guard__pb2.ScanResponse.FromString,
+                _registered_method=True)
+        self.ScanOutputStream = channel.stream_stream(
+                '/flotilla.v1.Guard/ScanOutputStream',
+                request_serializer=flotilla_dot_v1_dot_guard__pb2.OutputStreamRequest.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_guard__pb2.OutputStreamResponse.FromString,
+                _registered_method=True)
+        self.Moderate = channel.unary_unary(
+                '/flotilla.v1.Guard/Moderate',
+                request_serializer=flotilla_dot_v1_dot_guard__pb2.ModerateRequest.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_guard__pb2.ModerateResponse.FromString,
+                _registered_method=True)
 
 
 class GuardServicer:
@@ -61,6 +76,29 @@ class GuardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ScanRetrieved(self, request, context):
+        """Retrieved RAG chunks, scanned for indirect injection; text_verdicts says which ones to drop.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScanOutputStream(self, request_iterator, context):
+        """Streamed output: the first message is `start`, then one `delta` per model delta; the guard answers
+        each delta with the text that is safe to emit, holding back only characters that could still be
+        the start of a match (so a secret split across two deltas is still caught).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Moderate(self, request, context):
+        """Category scores for /v1/moderations (no redaction).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GuardServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +111,21 @@ def add_GuardServicer_to_server(servicer, server):
                     servicer.ScanOutput,
                     request_deserializer=flotilla_dot_v1_dot_guard__pb2.ScanRequest.FromString,
                     response_serializer=flotilla_dot_v1_dot_guard__pb2.ScanResponse.SerializeToString,
+            ),
+            'ScanRetrieved': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScanRetrieved,
+                    request_deserializer=flotilla_dot_v1_dot_guard__pb2.ScanRequest.FromString,
+                    response_serializer=flotilla_dot_v1_dot_guard__pb2.ScanResponse.SerializeToString,
+            ),
+            'ScanOutputStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ScanOutputStream,
+                    request_deserializer=flotilla_dot_v1_dot_guard__pb2.OutputStreamRequest.FromString,
+                    response_serializer=flotilla_dot_v1_dot_guard__pb2.OutputStreamResponse.SerializeToString,
+            ),
+            'Moderate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Moderate,
+                    request_deserializer=flotilla_dot_v1_dot_guard__pb2.ModerateRequest.FromString,
+                    response_serializer=flotilla_dot_v1_dot_guard__pb2.ModerateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +182,87 @@ class Guard:
             '/flotilla.v1.Guard/ScanOutput',
             flotilla_dot_v1_dot_guard__pb2.ScanRequest.SerializeToString,
             flotilla_dot_v1_dot_guard__pb2.ScanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScanRetrieved(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Guard/ScanRetrieved',
+            flotilla_dot_v1_dot_guard__pb2.ScanRequest.SerializeToString,
+            flotilla_dot_v1_dot_guard__pb2.ScanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScanOutputStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/flotilla.v1.Guard/ScanOutputStream',
+            flotilla_dot_v1_dot_guard__pb2.OutputStreamRequest.SerializeToString,
+            flotilla_dot_v1_dot_guard__pb2.OutputStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Moderate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Guard/Moderate',
+            flotilla_dot_v1_dot_guard__pb2.ModerateRequest.SerializeToString,
+            flotilla_dot_v1_dot_guard__pb2.ModerateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,38 +1,66 @@
-"""Turn scanner matches into a verdict and redacted texts.
+"""Policies (per scanner: block / redact / log / off and a threshold) and their application to matches:
+verdicts, typed placeholders (``[EMAIL_1]``) and reversible masking.
 
-A policy maps each scanner to an action — ``block``, ``redact`` or ``log`` — and a score threshold.
-Redaction replaces each span with a typed placeholder (``[EMAIL_1]``); the same value gets the same
-placeholder across all texts of one request.
+A request's policy overrides the stage's default rule by rule; an override without a threshold keeps
+the default's. The same value gets the same placeholder in every text of a request (and of a stream).
+Placeholders of rules with ``restore`` are returned to the caller with their values so the model's
+answer can be restored; a secret's never is.
 """
 
 from __future__ import annotations
 
+import re
+import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-from services.guard.scanners.base import Match, Scanner
+from flotilla.guardpolicy import SCANNERS, RuleSpec, from_proto, parse_policy
+from flotilla.v1 import guard_pb2
+from services.guard.scanners.base import Match
 
-Action = Literal["block", "redact", "log"]
-_RANK: dict[str, int] = {"log": 0, "redact": 1, "block": 2}
+Action = Literal["block", "redact", "log", "off"]
+Verdict = Literal["allow", "redact", "block"]
+_RANK: dict[str, int] = {"off": -1, "log": 0, "redact": 1, "block": 2}
+DEFAULT_THRESHOLD = 0.5
+PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9_]*_\d+\]")
 
 
 @dataclass(frozen=True)
 class Rule:
     action: Action
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
+    restore: bool = False
 
 
 @dataclass(frozen=True)
 class Policy:
     rules: dict[str, Rule] = field(default_factory=dict)
-    default: Rule = Rule("log")
+    name: str = "default"
 
     def rule_for(self, scanner: str) -> Rule:
-        return self.rules.get(scanner, self.default)
+        return self.rules.get(scanner, Rule("log"))
 
+    def active(self, scanner: str) -> bool:
+        return self.rule_for(scanner).action != "off"
 
-INPUT_POLICY = Policy({"injection": Rule("block", 0.8), "pii": Rule("redact", 0.5)})
-OUTPUT_POLICY = Policy({"injection": Rule("log", 0.8), "pii": Rule("redact", 0.5)})
+    @classmethod
+    def from_specs(cls, specs: dict[str, RuleSpec], name: str = "default", base: Policy | None = None) -> Policy:
+        rules = dict(base.rules) if base else {s: Rule("log") for s in SCANNERS}
+        for scanner, spec in specs.items():
+            previous = rules.get(scanner, Rule("log"))
+            threshold = spec.threshold if spec.threshold is not None else previous.threshold
+            rules[scanner] = Rule(spec.action, threshold, spec.restore)  # type: ignore[arg-type]
+        return cls(rules, name)
+
+    @classmethod
+    def parse(cls, spec: str, name: str = "default") -> Policy:
+        return cls.from_specs(parse_policy(spec), name)
+
+    def with_request(self, policy: guard_pb2.Policy | None) -> Policy:
+        """This default overridden by a request's policy (raises ``PolicyError`` when it is invalid)."""
+        if policy is None or not policy.rules:
+            return self if policy is None or not policy.name else Policy(self.rules, policy.name)
+        return Policy.from_specs(from_proto(policy), policy.name or self.name, base=self)
 
 
 @dataclass(frozen=True)
@@ -42,51 +70,77 @@ class Finding:
     action: Action
 
 
-@dataclass
-class ScanResult:
-    verdict: Literal["allow", "redact", "block"]
-    findings: list[Finding]
-    redacted_texts: list[str]
-
-
-def _placeholder(kind: str) -> str:
-    return kind.split(".", 1)[-1].upper()
-
-
-def scan_texts(texts: list[str], scanners: list[Scanner], policy: Policy) -> ScanResult:
-    findings: list[Finding] = []
-    for index, text in enumerate(texts):
-        for scanner in scanners:
-            rule = policy.rule_for(scanner.name)
-            findings.extend(
-                Finding(m, index, rule.action) for m in scanner.scan(text) if m.score >= rule.threshold
-            )
-    worst = max((_RANK[f.action] for f in findings), default=-1)
-    if worst == _RANK["block"]:
-        return ScanResult("block", findings, [])
-    if worst == _RANK["redact"]:
-        return ScanResult("redact", findings, _redact(texts, [f for f in findings if f.action == "redact"]))
-    return ScanResult("allow", findings, [])
-
-
-def _redact(texts: list[str], findings: list[Finding]) -> list[str]:
-    labels: dict[tuple[str, str], str] = {}
-    counters: dict[str, int] = {}
+def decide(matches: list[Match], text_index: int, policy: Policy) -> list[Finding]:
+    """Findings: the matches at or over their scanner's threshold, with the rule's action."""
     out = []
-    for index, text in enumerate(texts):
-        spans = sorted((f.match for f in findings if f.text_index == index), key=lambda m: (m.start, -m.end))
-        pieces, pos = [], 0
-        for m in spans:
-            if m.start < pos:  # overlaps a span already replaced
-                continue
-            value = text[m.start : m.end]
-            kind = _placeholder(m.type)
-            label = labels.get((kind, value))
-            if label is None:
-                counters[kind] = counters.get(kind, 0) + 1
-                label = labels[(kind, value)] = f"[{kind}_{counters[kind]}]"
-            pieces += [text[pos : m.start], label]
-            pos = m.end
-        pieces.append(text[pos:])
-        out.append("".join(pieces))
+    for m in matches:
+        rule = policy.rule_for(m.scanner)
+        if rule.action != "off" and m.score >= rule.threshold:
+            out.append(Finding(m, text_index, rule.action))
     return out
+
+
+def verdict_of(findings: list[Finding]) -> Verdict:
+    worst = max((_RANK[f.action] for f in findings), default=-1)
+    return "block" if worst == 2 else "redact" if worst == 1 else "allow"
+
+
+def placeholder_kind(match_type: str) -> str:
+    return match_type.split(".", 1)[-1].upper()
+
+
+class Redactor:
+    """Replaces spans with typed placeholders, numbering each (kind, value) once per request or stream.
+
+    The replacement itself is Presidio's ``AnonymizerEngine`` with a custom operator per kind (it also
+    resolves overlapping spans). Values of ``restorable`` scanners are kept for :attr:`restore_map`.
+    """
+
+    _engine = None
+    _engine_lock = threading.Lock()
+
+    def __init__(self, restorable: frozenset[str] = frozenset()) -> None:
+        self._labels: dict[tuple[str, str], str] = {}
+        self._counters: dict[str, int] = {}
+        self.restorable = restorable
+        self.restore_map: dict[str, str] = {}
+
+    @classmethod
+    def engine(cls):
+        with cls._engine_lock:
+            if cls._engine is None:
+                from presidio_anonymizer import AnonymizerEngine
+
+                cls._engine = AnonymizerEngine()
+            return cls._engine
+
+    def label(self, kind: str, value: str, scanner: str) -> str:
+        label = self._labels.get((kind, value))
+        if label is None:
+            self._counters[kind] = self._counters.get(kind, 0) + 1
+            label = self._labels[(kind, value)] = f"[{kind}_{self._counters[kind]}]"
+        if scanner in self.restorable and scanner != "secrets":
+            self.restore_map[label] = value
+        return label
+
+    def redact(self, text: str, matches: list[Match], offset: int = 0) -> str:
+        """``text`` with each match (positions relative to ``offset``) replaced by its placeholder."""
+        if not matches:
+            return text
+        from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+        results, operators = [], {}
+        for m in matches:
+            kind = placeholder_kind(m.type)
+            results.append(RecognizerResult(kind, m.start - offset, m.end - offset, m.score))
+            operators[kind] = OperatorConfig(
+                "custom", {"lambda": lambda value, kind=kind, scanner=m.scanner: self.label(kind, value, scanner)}
+            )
+        return self.engine().anonymize(text=text, analyzer_results=results, operators=operators).text
+
+
+def restore(text: str, mapping: dict[str, str]) -> str:
+    """Put the caller's values back where the model wrote their placeholders."""
+    if not mapping or "[" not in text:
+        return text
+    return PLACEHOLDER.sub(lambda m: mapping.get(m.group(), m.group()), text)

@@ -1,69 +1,176 @@
-"""Prompt-injection heuristics: instruction overrides, system-prompt spoofing and exfiltration asks,
-role-play jailbreaks, and invisible / bidi control characters. The learned classifier comes with
-the full guard; these rules are its fast first stage."""
+"""Prompt-injection rules: instruction overrides, system-prompt leaks, role-play jailbreaks, delimiter and
+chat-template spoofing, exfiltration asks, encoded payloads (base64, hex, rot13) hiding instructions,
+and Unicode tricks (invisible, bidi and tag characters; homoglyphs and full-width letters).
+
+Rules run on a normalised view of the text (NFKC, look-alike letters mapped to Latin, invisible
+characters dropped) so ``іgnore previous instructions`` written with a Cyrillic ``і`` or with zero-width
+spaces between letters still matches; spans are mapped back to the original text. The learned
+classifier (:mod:`services.guard.scanners.injection_model`) is the second stage.
+"""
 
 from __future__ import annotations
 
-import re
+import base64
+import binascii
+import codecs
+import unicodedata
 
-from services.guard.scanners.base import Match
+import regex
 
-_FLAGS = re.IGNORECASE | re.DOTALL
-_RULES: list[tuple[str, float, re.Pattern[str]]] = [
-    (
-        "injection.override",
-        0.95,
-        re.compile(
-            r"\b(?:ignore|disregard|forget|override|bypass|skip)\b.{0,40}?\b(?:all|any|the|your|my|previous|prior|"
-            r"above|earlier|preceding|system|initial|original)\b.{0,25}?\b(?:instructions?|prompts?|rules?|"
-            r"directions?|guidelines?|context|messages?)\b",
-            _FLAGS,
-        ),
-    ),
-    (
-        "injection.prompt_leak",
-        0.9,
-        re.compile(
-            r"\b(?:reveal|print|show|repeat|output|display|tell me|leak|dump)\b.{0,30}?"
-            r"\b(?:your|the)\b.{0,15}?"
-            r"\b(?:system prompt|initial prompt|hidden (?:prompt|instructions)|developer (?:message|prompt)|"
-            r"instructions you were given)\b",
-            _FLAGS,
-        ),
-    ),
-    (
-        "injection.jailbreak",
-        0.9,
-        re.compile(
-            r"\b(?:you are now|act as|pretend (?:to be|you are)|from now on you are)\b.{0,40}?"
-            r"\b(?:DAN|do anything now|unfiltered|uncensored|jailbroken|"
-            r"without (?:any )?(?:restrictions|rules|limits|filters))\b"
-            r"|\bdeveloper mode\b.{0,20}\b(?:enabled|on|activated)\b",
-            _FLAGS,
-        ),
-    ),
-    (
-        "injection.role_spoof",
-        0.85,
-        re.compile(
-            r"(?:^|\n)\s*(?:#{1,3}\s*)?(?:system|assistant)\s*:|<\|?(?:im_start|system|endoftext)\|?>|"
-            r"\[/?(?:INST|SYS)\]|<<SYS>>",
-            re.IGNORECASE,
-        ),
-    ),
+from services.guard.scanners.base import Match, partial_hold
+
+_F = regex.IGNORECASE | regex.DOTALL
+# The user's own "forget my previous message" is no injection: targets are someone else's instructions.
+_INSTR = (
+    r"(?:instructions?|prompts?|rules?|directions?|guidelines?|context|directives?|guardrails?|policies|programming)"
+)
+_RULES: list[tuple[str, float, regex.Pattern[str]]] = [
+    ("injection.override", 0.95, regex.compile(
+        r"\b(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|discard|neglect)\b.{0,40}?"
+        r"\b(?:all|any|the|your|previous|prior|above|earlier|preceding|system|initial|original|every|those)\b"
+        r".{0,25}?\b" + _INSTR + r"\b", _F)),
+    ("injection.override", 0.9, regex.compile(
+        r"\b(?:do not|don't|never)\s+(?:follow|obey|apply|respect)\b.{0,30}?\b(?:your|the|any|previous|system)\b"
+        r".{0,20}?\b" + _INSTR + r"\b"
+        r"|\b(?:new|updated|real|actual|true)\s+(?:system\s+)?instructions?\s*(?::|are\b|follow\b)"
+        r"|\byour\s+(?:new|real|true)\s+(?:task|goal|purpose|instructions?)\s+(?:is|are)\b"
+        r"|\bthe\s+(?:above|previous)\s+(?:instructions?|prompt|text)\s+(?:was|were|is|are)\s+(?:a\s+)?"
+        r"(?:test|fake|wrong|void|cancell?ed|obsolete)\b", _F)),
+    ("injection.prompt_leak", 0.9, regex.compile(
+        r"\b(?:reveal|print|show|repeat|output|display|tell me|leak|dump|write out|give me|spell out|recite)\b"
+        r".{0,30}?\b(?:your|the)\b.{0,15}?"
+        r"\b(?:system prompt|initial prompt|hidden (?:prompt|instructions)|developer (?:message|prompt)|"
+        r"instructions you were given|(?:original|secret|confidential) instructions|pre-?prompt)\b", _F)),
+    ("injection.jailbreak", 0.9, regex.compile(
+        r"\b(?:you are now|act as|pretend (?:to be|you are)|from now on,? you are|roleplay as|behave as|you will be)\b"
+        r".{0,40}?\b(?:DAN|do anything now|unfiltered|uncensored|jailbroken|unrestricted|evil|amoral|"
+        r"without (?:any )?(?:restrictions|rules|limits|filters|guidelines|ethics|morals))\b"
+        r"|\b(?:god|jailbreak|DAN) mode\b.{0,20}\b(?:enabled|on|activated|unlocked)\b"
+        r"|\b(?:enable|activate|enter|switch to)\s+(?:god|jailbreak|DAN) mode\b", _F)),
+    ("injection.role_spoof", 0.85, regex.compile(
+        r"(?:^|\n)\s*(?:#{1,3}\s*)?(?:system|assistant|developer)\s*(?:message|prompt)?\s*:"
+        r"|<\|?(?:im_start|im_end|system|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)\|?>"
+        r"|\[/?(?:INST|SYS)\]|<</?SYS>>|</?(?:system|admin|developer)(?:_prompt|_message)?>"
+        r"|[\"']role[\"']\s*:\s*[\"'](?:system|developer)[\"']", regex.IGNORECASE)),
+    ("injection.delimiter_spoof", 0.85, regex.compile(
+        r"(?:^|\n)\s*(?:[-=#*_~]{3,}|`{3,})\s*(?:end|begin|start|new|stop)\s+(?:of\s+)?(?:the\s+)?"
+        r"(?:user|system|prompt|instructions?|input|context|document|conversation|message)\b"
+        r"|\b(?:end|close) of (?:user )?(?:input|prompt|document|context)\b.{0,40}?"
+        r"\b(?:now|new|system|instructions?)\b",
+        _F)),
+    ("injection.exfiltration", 0.85, regex.compile(
+        r"!\[[^\]]{0,100}\]\(\s*https?://[^)\s]{1,200}[?&][\w-]{1,30}=[^)\s]{0,200}\)"
+        r"|\b(?:send|post|forward|upload|exfiltrate|email|leak)\b.{0,60}?\b(?:conversation|chat history|"
+        r"system prompt|api keys?|credentials|passwords?|secrets?|user data)\b.{0,40}?\b(?:to|at)\b.{0,10}?"
+        r"(?:https?://|[\w.+-]+@[\w-]+\.)", _F)),
+    ("injection.encoded_instruction", 0.8, regex.compile(
+        r"\b(?:decode|decrypt|de-?obfuscate|translate|convert|read)\b.{0,40}?\b(?:base64|base-64|hex|rot-?13|"
+        r"caesar|binary|morse|reversed?)\b.{0,60}?\b(?:follow|execute|obey|do|run|carry out|act on|perform)\b", _F)),
 ]
-# Zero-width, bidi override/isolate and tag characters used to hide instructions from reviewers.
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]+")
+_SEMANTIC_KINDS = ("injection.override", "injection.prompt_leak", "injection.jailbreak")
+
+# Invisible characters: zero-width (not ZWJ/ZWNJ, which emoji and Indic scripts use), word joiners, BOM.
+_ZERO_WIDTH = regex.compile("[\u200b\u200e\u200f\u2060-\u2064\u180e\ufeff]+|[\u200c\u200d]{3,}")
+_BIDI = regex.compile("[\u202a-\u202e\u2066-\u2069]+")
+_TAGS = regex.compile("[\U000e0000-\U000e007f]+")
+_DROP = dict.fromkeys(
+    [*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2065), *range(0x2066, 0x206A), 0x180E, 0xFEFF,
+     0x00AD, *range(0xE0000, 0xE0080)]
+)
+# Look-alike letters from Cyrillic and Greek that render like Latin ones.
+_CONFUSABLES = str.maketrans(
+    "аеорсухіјѕԁɡһӏԛԝАВЕКМНОРСТХІЈЅΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοτνικ",
+    "aeopcyxijsdghlqwABEKMHOPCTXIJSABEZHIKMNOPTYXaotvik",
+)
+_MIXED_SCRIPT_WORD = regex.compile(r"\b(?=\w*\p{Latin})(?=\w*[\p{Cyrillic}\p{Greek}])\w{3,}\b")
+_BASE64_RUN = regex.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/=_-])")
+_HEX_RUN = regex.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){12,}(?![0-9A-Fa-f])")
+_ROT13_HINT = regex.compile(r"\b(?:vtaber|qvfertneq|sbetrg|bireevqr|vafgehpgvbaf|cebzcg|flfgrz)\b", regex.IGNORECASE)
+
+
+def normalise(text: str) -> tuple[str, list[int] | None]:
+    """The text rules see, and for each of its characters the index in ``text`` (None: the same)."""
+    if text.isascii():
+        return text, None
+    out: list[str] = []
+    index: list[int] = []
+    for i, ch in enumerate(text):
+        if ord(ch) in _DROP:
+            continue
+        norm = unicodedata.normalize("NFKC", ch).translate(_CONFUSABLES) if ord(ch) > 127 else ch
+        out.append(norm)
+        index.extend([i] * len(norm))
+    return "".join(out), index
+
+
+def _printable_ratio(data: bytes) -> float:
+    if not data:
+        return 0.0
+    return sum(32 <= b < 127 or b in (9, 10, 13) for b in data) / len(data)
+
+
+def _decode_runs(text: str) -> list[tuple[int, int, str]]:
+    """Base64 and hex runs that decode to readable text: (start, end, decoded)."""
+    out = []
+    for m in _BASE64_RUN.finditer(text):
+        raw = m.group()
+        try:
+            data = base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_" if "-" in raw or "_" in raw else None)
+        except (binascii.Error, ValueError):
+            continue
+        if len(data) >= 12 and _printable_ratio(data) > 0.9:
+            out.append((m.start(), m.end(), data.decode("ascii", "ignore")))
+    for m in _HEX_RUN.finditer(text):
+        try:
+            data = bytes.fromhex(regex.sub(r"[ :]", "", m.group()))
+        except ValueError:
+            continue
+        if _printable_ratio(data) > 0.9:
+            out.append((m.start(), m.end(), data.decode("ascii", "ignore")))
+    return out
 
 
 class InjectionScanner:
     name = "injection"
+    spans = True
+
+    def _rules(self, text: str) -> list[Match]:
+        return [Match(kind, m.start(), m.end(), score) for kind, score, rx in _RULES for m in rx.finditer(text)]
 
     def scan(self, text: str) -> list[Match]:
-        found = [
-            Match(kind, m.start(), m.end(), score) for kind, score, rx in _RULES for m in rx.finditer(text)
-        ]
-        found.extend(
-            Match("injection.invisible_chars", m.start(), m.end(), 0.8) for m in _INVISIBLE.finditer(text)
-        )
+        norm, index = normalise(text)
+        found = self._rules(norm)
+        if index is not None:
+            n = len(text)
+            found = [
+                Match(f.type, index[f.start], index[f.end] if f.end < len(index) else n, f.score) for f in found
+            ]
+            found.extend(
+                Match("injection.homoglyph", m.start(), m.end(), 0.6) for m in _MIXED_SCRIPT_WORD.finditer(text)
+            )
+            found.extend(
+                Match("injection.invisible_chars", m.start(), m.end(), 0.8) for m in _ZERO_WIDTH.finditer(text)
+            )
+            found.extend(Match("injection.bidi_control", m.start(), m.end(), 0.85) for m in _BIDI.finditer(text))
+            for m in _TAGS.finditer(text):
+                # Unicode tag characters mirror ASCII and render as nothing: "ASCII smuggling".
+                hidden = "".join(chr(ord(c) - 0xE0000) for c in m.group() if 0x20 <= ord(c) - 0xE0000 < 0x7F)
+                score = 0.98 if any(r.type in _SEMANTIC_KINDS for r in self._rules(hidden)) else 0.9
+                found.append(Match("injection.tag_smuggling", m.start(), m.end(), score))
+        # Encoded payloads: decode base64 / hex runs and rot13 the text; a hidden instruction is flagged
+        # at the encoded span.
+        for start, end, decoded in _decode_runs(norm):
+            if any(r.type in _SEMANTIC_KINDS for r in self._rules(decoded)):
+                s, e = (start, end) if index is None else (index[start], index[end - 1] + 1)
+                found.append(Match("injection.encoded_payload", s, e, 0.95))
+        if _ROT13_HINT.search(norm):
+            rotated = codecs.encode(norm, "rot13")
+            for r in self._rules(rotated):
+                if r.type in _SEMANTIC_KINDS:
+                    s, e = (r.start, r.end) if index is None else (index[r.start], index[r.end - 1] + 1)
+                    found.append(Match("injection.encoded_payload", s, e, 0.95))
         return found
+
+    def hold(self, text: str, start: int = 0) -> int:
+        # Output is only logged for injection by default; still, hold a chat-template token in the making.
+        return partial_hold([_RULES[4][2]], text, start)

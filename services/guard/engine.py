@@ -1,0 +1,145 @@
+"""The guard's scanning engine: loads every scanner once and applies a policy to texts.
+
+All of it is CPU work that the gRPC servicer runs on a thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from services.guard.metrics import FINDINGS, SCANNER_SECONDS
+from services.guard.policy import Finding, Policy, Redactor, Verdict, decide, restore, verdict_of
+from services.guard.scanners.base import Match, Scanner
+from services.guard.settings import GuardSettings
+
+log = logging.getLogger(__name__)
+
+# /v1/moderations categories: the OpenAI names our toxicity head models, plus our own.
+TOXICITY_CATEGORIES = {
+    "harassment": "harassment", "hate": "hate", "violence": "violence", "self_harm": "self-harm",
+    "sexual": "sexual", "profanity": "profanity",
+}  # fmt: skip
+SCANNER_CATEGORIES = {"injection": "prompt_injection", "pii": "pii", "secrets": "secrets"}
+
+
+@dataclass
+class ScanResult:
+    verdict: Verdict
+    findings: list[Finding]
+    texts: list[str] | None  # the texts to use instead (redacted and/or restored); None: unchanged
+    text_verdicts: list[Verdict]
+    placeholders: dict[str, str] = field(default_factory=dict)
+
+
+class _Locked:
+    """Serialises calls into a scanner that is not safe to run from several threads (spaCy)."""
+
+    def __init__(self, scanner: Scanner) -> None:
+        self.inner = scanner
+        self.name = scanner.name
+        self.spans = scanner.spans
+        self._lock = threading.Lock()
+
+    def scan(self, text: str) -> list[Match]:
+        with self._lock:
+            return self.inner.scan(text)
+
+    def hold(self, text: str, start: int = 0) -> int:
+        return self.inner.hold(text, start)  # pattern-only: no lock needed
+
+
+def build_scanners(settings: GuardSettings) -> list[Scanner]:
+    from services.guard.scanners.injection import InjectionScanner
+    from services.guard.scanners.pii import PiiScanner
+    from services.guard.scanners.secrets import SecretsScanner
+    from services.guard.scanners.toxicity import ToxicityScanner
+
+    scanners: list[Scanner] = [InjectionScanner()]
+    embedder = None
+    if settings.classifiers:
+        from services.guard.embeddings import Embedder
+        from services.guard.scanners.injection_model import InjectionClassifier
+
+        embedder = Embedder(max_windows=settings.classifier_max_windows)
+        scanners.append(InjectionClassifier(embedder))
+    entities = tuple(e.strip() for e in settings.pii_ner_entities.split(",") if e.strip())
+    pii = PiiScanner(ner=settings.pii_ner, ner_entities=entities, phone_region=settings.phone_region)
+    scanners.append(_Locked(pii) if pii.ner else pii)
+    scanners.append(SecretsScanner(detect_secrets=settings.detect_secrets))
+    scanners.append(ToxicityScanner(embedder))
+    return scanners
+
+
+class Engine:
+    def __init__(self, scanners: list[Scanner]) -> None:
+        self.scanners = scanners
+        self.span_scanners = [s for s in scanners if s.spans]
+        self.text_scanners = [s for s in scanners if not s.spans]
+
+    @classmethod
+    def from_settings(cls, settings: GuardSettings) -> Engine:
+        started = time.perf_counter()
+        engine = cls(build_scanners(settings))
+        log.info("scanners loaded", extra={"f_scanners": [type(s).__name__ for s in engine.scanners],
+                                           "f_seconds": round(time.perf_counter() - started, 2)})
+        return engine
+
+    def matches(self, text: str, policy: Policy | None, scanners: list[Scanner] | None = None) -> list[Match]:
+        """Every scanner's matches (those whose rule is ``off`` are skipped when a policy is given)."""
+        found: list[Match] = []
+        for s in scanners if scanners is not None else self.scanners:
+            if policy is not None and not policy.active(s.name):
+                continue
+            t0 = time.perf_counter()
+            found.extend(s.scan(text))
+            SCANNER_SECONDS.labels(s.name).observe(time.perf_counter() - t0)
+        return found
+
+    def scan(self, texts: list[str], policy: Policy, restore_map: dict[str, str] | None = None) -> ScanResult:
+        findings: list[Finding] = []
+        per_text: list[list[Finding]] = []
+        for i, text in enumerate(texts):
+            fs = decide(self.matches(text, policy), i, policy)
+            per_text.append(fs)
+            findings.extend(fs)
+        count(findings)
+        verdict = verdict_of(findings)
+        text_verdicts = [verdict_of(fs) for fs in per_text]
+        if verdict == "block":
+            return ScanResult(verdict, findings, None, text_verdicts)
+        restorable = frozenset(s for s, r in policy.rules.items() if r.restore)
+        redactor = Redactor(restorable)
+        out = list(texts)
+        if verdict == "redact":
+            out = [
+                redactor.redact(text, [f.match for f in fs if f.action == "redact"])
+                for text, fs in zip(texts, per_text, strict=True)
+            ]
+        if restore_map:
+            out = [restore(t, restore_map) for t in out]
+        changed = out != list(texts)
+        return ScanResult(verdict, findings, out if changed else None, text_verdicts, redactor.restore_map)
+
+    def moderate(self, text: str, policy: Policy) -> tuple[dict[str, tuple[float, bool]], list[Match]]:
+        """Score per category (and whether it reaches its scanner's threshold) for one text."""
+        matches = self.matches(text, None)
+        scores: dict[str, float] = {c: 0.0 for c in (*SCANNER_CATEGORIES.values(), *TOXICITY_CATEGORIES.values())}
+        for m in matches:
+            if m.scanner == "toxicity":
+                category = TOXICITY_CATEGORIES.get(m.kind)
+            else:
+                category = SCANNER_CATEGORIES.get(m.scanner)
+            if category is not None:
+                scores[category] = max(scores[category], m.score)
+        thresholds = {c: policy.rule_for(s).threshold for s, c in SCANNER_CATEGORIES.items()}
+        tox = policy.rule_for("toxicity").threshold
+        out = {c: (s, s >= thresholds.get(c, tox)) for c, s in scores.items()}
+        return out, [m for m in matches if m.score >= policy.rule_for(m.scanner).threshold]
+
+
+def count(findings: list[Finding]) -> None:
+    for f in findings:
+        FINDINGS.labels(f.match.scanner, f.action).inc()

@@ -1,0 +1,97 @@
+"""Train the guard's logistic-regression heads over all-MiniLM-L6-v2 embeddings (the same ONNX model and
+windowing the guard runs), and write them as small JSON files the guard loads at start-up:
+
+    .venv/bin/python -m services.guard.training.train_heads
+
+Reads only ``*_train.jsonl`` (see ``build_corpus.py``); the evaluation sets are for ``make bench-guard``.
+The regularisation strength is picked by 5-fold cross-validation on the training set, and the
+cross-validated operating point (the lowest probability threshold with at most 2% false positives on
+held-out training folds) is recorded next to the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from services.guard.embeddings import Embedder
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+CORPUS = DATA / "corpus"
+TOXICITY_LABELS = ["harassment", "hate", "violence", "self_harm", "sexual"]
+
+
+def load(name: str) -> list[dict]:
+    return [json.loads(line) for line in (CORPUS / name).read_text().splitlines() if line.strip()]
+
+
+def embed_all(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    return np.stack([embedder.embed_whole(t) for t in texts])
+
+
+def fit(x: np.ndarray, y: np.ndarray, seed: int = 0):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    best = None
+    for c in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0):
+        model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
+        cv = StratifiedKFold(5, shuffle=True, random_state=seed)
+        probs = cross_val_predict(model, x, y, cv=cv, method="predict_proba")[:, 1]
+        loss = -np.mean(y * np.log(probs + 1e-9) + (1 - y) * np.log(1 - probs + 1e-9))
+        if best is None or loss < best[0]:
+            best = (loss, c, probs)
+    _, c, probs = best
+    negatives = np.sort(probs[y == 0])
+    # Lowest threshold whose held-out false-positive rate stays at or under 2%.
+    k = int(np.floor(0.02 * len(negatives)))
+    operating = float(negatives[-(k + 1)]) + 1e-6 if len(negatives) else 0.5
+    recall = float(np.mean(probs[y == 1] >= operating))
+    model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(x, y)
+    return model, {"C": c, "cv_log_loss": round(float(best[0]), 4), "cv_threshold_fpr2": round(operating, 4),
+                   "cv_recall_at_threshold": round(recall, 4)}
+
+
+def save(name: str, embedder: Embedder, labels: list[str], coefs, intercepts, meta: dict) -> Path:
+    path = DATA / name
+    payload = {
+        "embedding_model": embedder.model_id,
+        "labels": labels,
+        "coef": [[round(float(v), 6) for v in row] for row in coefs],
+        "intercept": [round(float(v), 6) for v in intercepts],
+        "training": meta,
+    }
+    path.write_text(json.dumps(payload, separators=(",", ":")) + "\n")
+    return path
+
+
+def main() -> int:
+    embedder = Embedder()
+    rows = load("injection_train.jsonl")
+    x = embed_all(embedder, [r["text"] for r in rows])
+    y = np.array([r["label"] for r in rows])
+    model, meta = fit(x, y)
+    meta.update(examples=len(rows), positives=int(y.sum()))
+    path = save("injection_head.json", embedder, ["injection"], model.coef_, model.intercept_, meta)
+    print(f"{path.name}: {meta}")
+
+    rows = load("toxicity_train.jsonl")
+    x = embed_all(embedder, [r["text"] for r in rows])
+    coefs, intercepts, metas = [], [], {}
+    for label in TOXICITY_LABELS:
+        y = np.array([label in r["labels"] for r in rows], dtype=int)
+        model, meta = fit(x, y)
+        meta.update(examples=len(rows), positives=int(y.sum()))
+        coefs.append(model.coef_[0])
+        intercepts.append(model.intercept_[0])
+        metas[label] = meta
+    path = save("toxicity_head.json", embedder, TOXICITY_LABELS, coefs, intercepts, metas)
+    print(f"{path.name}: {json.dumps(metas)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
