@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from flotilla import __version__
+from services.gateway import moderations
 from services.gateway.chat import ChatPipeline
 from services.gateway.completions import CompletionPipeline
 from services.gateway.errors import OpenAIError, install_handlers
@@ -56,6 +57,7 @@ def create_app(settings: GatewaySettings | None = None, upstreams: Upstreams | N
     if upstreams is not None:
         attach(app, upstreams)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(moderations.router)  # POST /v1/moderations (the guard's scanners)
     install_handlers(app)
 
     @app.get("/health", include_in_schema=False)

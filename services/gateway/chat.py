@@ -18,6 +18,7 @@ from flotilla.v1 import guard_pb2, inference_pb2, rag_pb2
 from services.gateway import tools
 from services.gateway.errors import OpenAIError, from_grpc
 from services.gateway.generation import Generation, sampling_params
+from services.gateway.guard_client import GuardClient, GuardSession
 from services.gateway.protocol import (
     ChatCompletionChoice,
     ChatCompletionChunk,
@@ -53,6 +54,7 @@ class Prepared:
     tool_plan: tools.ToolPlan
     affinity: str
     headers: dict[str, str] = field(default_factory=dict)
+    guard: GuardSession | None = None  # the request's guard policies and placeholder map
 
 
 def cache_salt(settings: GatewaySettings, tenant: str) -> str:
@@ -76,6 +78,7 @@ class ChatPipeline:
     def __init__(self, settings: GatewaySettings, upstreams: Upstreams) -> None:
         self.settings = settings
         self.up = upstreams
+        self.guard = GuardClient(settings, upstreams.guard)
 
     # -- before inference ----------------------------------------------------------------------------
 
@@ -95,13 +98,15 @@ class ChatPipeline:
 
         messages = [(m.role, m.text(), m.name or "") for m in req.messages]
         headers: dict[str, str] = {}
-        texts = await self._scan_input(request_id, [text for _, text, _ in messages])
+        guard = self.guard.begin(request_id)
+        texts = await guard.scan_input([text for _, text, _ in messages])
         messages = [(role, text, name) for (role, _, name), text in zip(messages, texts, strict=True)]
 
         if req.vector_store_ids:
             query = next((text for role, text, _ in reversed(messages) if role == "user"), "")
-            chunks = await self._retrieve(request_id, query, req.vector_store_ids)
+            chunks = await guard.filter_chunks(await self._retrieve(request_id, query, req.vector_store_ids))
             headers["x-flotilla-rag-chunks"] = str(len(chunks))
+            headers["x-flotilla-rag-chunks-dropped"] = str(guard.dropped_chunks)
             if chunks:
                 context = "\n\n".join(f"[{i}] ({c.source}) {c.text}" for i, c in enumerate(chunks, 1))
                 messages.insert(0, ("system", f"{CONTEXT_HEADER}\n\n{context}", ""))
@@ -118,26 +123,7 @@ class ChatPipeline:
             cache_salt=cache_salt(self.settings, self.settings.tenant_id),
         )
         affinity = affinity_key(text for _, text, _ in messages)
-        return Prepared(request_id, completion_id(), generate, tool_plan, affinity, headers)
-
-    async def _scan_input(self, request_id: str, texts: list[str]) -> list[str]:
-        try:
-            verdict = await self.up.guard.ScanInput(
-                guard_pb2.ScanRequest(request_id=request_id, tenant_id=self.settings.tenant_id, texts=texts),
-                timeout=self.settings.guard_timeout_s,
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise from_grpc(exc, "guard") from None
-        if verdict.verdict == guard_pb2.VERDICT_BLOCK:
-            kinds = sorted({f.type for f in verdict.findings if f.action == "block"})
-            raise OpenAIError(
-                400,
-                "Your request was rejected by the content policy" + (f" ({', '.join(kinds)})." if kinds else "."),
-                param="messages", code="content_policy_violation",
-            )
-        if verdict.verdict == guard_pb2.VERDICT_REDACT:
-            return list(verdict.redacted_texts)
-        return texts
+        return Prepared(request_id, completion_id(), generate, tool_plan, affinity, headers, guard)
 
     async def _retrieve(self, request_id: str, query: str, store_ids: list[str]) -> list[rag_pb2.Chunk]:
         try:
@@ -152,14 +138,14 @@ class ChatPipeline:
             raise from_grpc(exc, "rag") from None
         return list(resp.chunks)
 
+    def _guard(self, prepared: Prepared) -> GuardSession:
+        return prepared.guard or self.guard.begin(prepared.request_id)
+
+    async def _scan_input(self, request_id: str, texts: list[str]) -> list[str]:
+        return await self.guard.begin(request_id).scan_input(texts)
+
     async def _scan_output(self, request_id: str, texts: list[str]) -> guard_pb2.ScanResponse:
-        try:
-            return await self.up.guard.ScanOutput(
-                guard_pb2.ScanRequest(request_id=request_id, tenant_id=self.settings.tenant_id, texts=texts),
-                timeout=self.settings.guard_timeout_s,
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise from_grpc(exc, "guard") from None
+        return await self.guard.begin(request_id).scan_output(texts)
 
     async def open(self, prepared: Prepared) -> Generation:
         return await Generation.open(
@@ -186,11 +172,11 @@ class ChatPipeline:
         finally:
             gen.close()
         contents = ["".join(parts) for parts in texts]
-        scan = await self._scan_output(prepared.request_id, contents)
+        scan = await self._guard(prepared).scan_output(contents)
         blocked: set[int] = set()
         if scan.verdict == guard_pb2.VERDICT_BLOCK:
             blocked = {f.text_index for f in scan.findings if f.action == "block"}
-        elif scan.verdict == guard_pb2.VERDICT_REDACT:
+        elif len(scan.redacted_texts) == len(contents):  # redacted and/or the prompt's placeholders restored
             contents = list(scan.redacted_texts)
         choices = []
         for i in range(n):
@@ -228,6 +214,7 @@ class ChatPipeline:
         exclude = None if include_usage else {"usage"}
         mode = prepared.tool_plan.mode
         named_ids = {i: tools.call_id() for i in range(n)} if mode == "named" else {}
+        output_guard = self._guard(prepared).output_stream()  # releases text once it cannot start a match
 
         def chunk(choices: list[ChatCompletionChunkChoice], usage: UsageInfo | None = None) -> str:
             body = ChatCompletionChunk(id=prepared.completion_id, created=created, model=req.model, choices=choices,
@@ -250,10 +237,15 @@ class ChatPipeline:
             async for _, msg in gen.messages():
                 d = msg.delta
                 lp = ChoiceLogprobs(content=logprobs_out(list(d.logprobs))) if req.logprobs and d.logprobs else None
-                if d.text:
+                if d.text or d.finish_reason:
                     texts[d.index].append(d.text)
-                    if mode != "required":  # "required" calls are only known once the array is complete
-                        yield chunk([ChatCompletionChunkChoice(index=d.index, delta=delta_for(d.index, d.text),
+                    safe = await output_guard.feed(d.index, d.text, final=bool(d.finish_reason))
+                    if safe.blocked:
+                        yield chunk([ChatCompletionChunkChoice(index=d.index, delta=DeltaMessage(),
+                                                               finish_reason="content_filter")])
+                        raise output_guard.error()
+                    if (safe.text or lp) and mode != "required":  # "required" calls come once complete
+                        yield chunk([ChatCompletionChunkChoice(index=d.index, delta=delta_for(d.index, safe.text),
                                                                logprobs=lp)])
                 calls = tools.from_proto(list(d.tool_calls))
                 if mode == "required" and d.finish_reason:
@@ -266,14 +258,11 @@ class ChatPipeline:
                 if d.finish_reason:
                     reason = "tool_calls" if calls and d.finish_reason == "stop" else d.finish_reason
                     yield chunk([ChatCompletionChunkChoice(index=d.index, delta=DeltaMessage(), finish_reason=reason)])
-            scan = await self._scan_output(prepared.request_id, ["".join(t) for t in texts])
-            if scan.verdict == guard_pb2.VERDICT_BLOCK:
-                yield OpenAIError(400, "The response was stopped by the content policy.",
-                                  code="content_policy_violation").sse_event()
-            elif include_usage:
+            if include_usage:
                 yield chunk([], gen.usage)
         except OpenAIError as exc:
             yield exc.sse_event()
         finally:
+            output_guard.close()
             gen.close()
         yield "data: [DONE]\n\n"

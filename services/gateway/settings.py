@@ -48,6 +48,13 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = 1024 * 1024
     max_n: int = 16
 
+    # Guard policies sent with each request (``scanner=action[:threshold][:restore], ...``, see
+    # flotilla/guardpolicy.py); empty: the guard's defaults. Per-key policies will replace these per request.
+    guard_input_policy: str = ""
+    guard_output_policy: str = ""
+    guard_retrieved_policy: str = ""
+    guard_policy_name: str = "gateway"
+
     @property
     def inference_target_list(self) -> list[str]:
         return [t.strip() for t in self.inference_targets.split(",") if t.strip()]

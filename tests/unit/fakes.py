@@ -106,6 +106,13 @@ class FakeGuard:
     redact_with: str = "[REDACTED]"
     inputs: list[list[str]] = field(default_factory=list)
     outputs: list[list[str]] = field(default_factory=list)
+    requests: list[guard_pb2.ScanRequest] = field(default_factory=list)
+    stream_starts: list[guard_pb2.OutputStreamStart] = field(default_factory=list)
+    block_on: str | None = None  # streamed output: block once the text contains this
+    retrieved_block: set[str] = field(default_factory=set)  # chunks containing one of these are dropped
+    moderation_words: dict[str, str] = field(default_factory=lambda: {"idiot": "harassment"})
+    moderated: list[list[str]] = field(default_factory=list)
+    input_placeholders: dict[str, str] = field(default_factory=dict)  # returned by ScanInput (restore rules)
 
     def _answer(self, verdict: int, texts: list[str]) -> guard_pb2.ScanResponse:
         findings = [guard_pb2.Finding(type="fake.finding", text_index=0, start=0, end=1, score=1.0,
@@ -117,11 +124,73 @@ class FakeGuard:
 
     async def ScanInput(self, request: guard_pb2.ScanRequest, timeout: float | None = None):
         self.inputs.append(list(request.texts))
-        return self._answer(self.input_verdict, list(request.texts))
+        self.requests.append(request)
+        answer = self._answer(self.input_verdict, list(request.texts))
+        answer.placeholders.update(self.input_placeholders)
+        return answer
 
     async def ScanOutput(self, request: guard_pb2.ScanRequest, timeout: float | None = None):
         self.outputs.append(list(request.texts))
+        self.requests.append(request)
         return self._answer(self.output_verdict, list(request.texts))
+
+    async def ScanRetrieved(self, request: guard_pb2.ScanRequest, timeout: float | None = None):
+        self.requests.append(request)
+        verdicts = [guard_pb2.VERDICT_BLOCK if any(b in t for b in self.retrieved_block) else guard_pb2.VERDICT_ALLOW
+                    for t in request.texts]
+        overall = guard_pb2.VERDICT_BLOCK if guard_pb2.VERDICT_BLOCK in verdicts else guard_pb2.VERDICT_ALLOW
+        return guard_pb2.ScanResponse(verdict=overall, text_verdicts=verdicts)
+
+    def ScanOutputStream(self, timeout: float | None = None) -> FakeOutputStreamCall:
+        return FakeOutputStreamCall(self)
+
+    async def Moderate(self, request: guard_pb2.ModerateRequest, timeout: float | None = None):
+        self.moderated.append(list(request.texts))
+        results = []
+        for text in request.texts:
+            hits = {c for word, c in self.moderation_words.items() if word in text.lower()}
+            cats = [guard_pb2.CategoryScore(category=c, score=0.99 if c in hits else 0.01, flagged=c in hits)
+                    for c in ("harassment", "prompt_injection", "pii", "secrets")]
+            results.append(guard_pb2.Moderation(flagged=bool(hits), categories=cats,
+                                                finding_types=sorted(f"fake.{c}" for c in hits)))
+        return guard_pb2.ModerateResponse(results=results)
+
+
+class FakeOutputStreamCall:
+    """Mimics the bidi ``ScanOutputStream`` call: ALLOW echoes each delta; ``block_on`` (a substring of the
+    text so far) blocks mid-stream; an output verdict of BLOCK blocks at the final delta and one of REDACT
+    holds everything back and releases ``redact_with`` at the end. Full texts land in ``guard.outputs``."""
+
+    def __init__(self, guard: FakeGuard) -> None:
+        self.guard = guard
+        self.texts: dict[int, str] = {}
+        self.replies: list[guard_pb2.OutputStreamResponse] = []
+        self.cancelled = False
+
+    async def write(self, msg: guard_pb2.OutputStreamRequest) -> None:
+        g = self.guard
+        if msg.HasField("start"):
+            g.stream_starts.append(msg.start)
+            return
+        d = msg.delta
+        text = self.texts[d.index] = self.texts.get(d.index, "") + d.text
+        verdict, out = guard_pb2.VERDICT_ALLOW, d.text
+        if (g.block_on and g.block_on in text) or (d.final and g.output_verdict == guard_pb2.VERDICT_BLOCK):
+            verdict, out = guard_pb2.VERDICT_BLOCK, ""
+        elif g.output_verdict == guard_pb2.VERDICT_REDACT:
+            verdict, out = (guard_pb2.VERDICT_REDACT, g.redact_with) if d.final else (guard_pb2.VERDICT_ALLOW, "")
+        if d.final or verdict == guard_pb2.VERDICT_BLOCK:
+            g.outputs.append([text])
+        blocked = verdict == guard_pb2.VERDICT_BLOCK
+        findings = [guard_pb2.Finding(type="fake.finding", action="block")] if blocked else []
+        self.replies.append(guard_pb2.OutputStreamResponse(index=d.index, text=out, verdict=verdict, findings=findings))
+
+    async def read(self):
+        return self.replies.pop(0) if self.replies else grpc.aio.EOF
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True
 
 
 @dataclass

@@ -1,0 +1,155 @@
+"""The gateway's side of the guard: which policy a request gets, and the guard calls of one request.
+
+Policies come from a :class:`PolicySource`. Today that is :class:`SettingsPolicySource` (the gateway's
+``guard_*_policy`` settings, empty meaning the guard's own defaults); when API keys arrive, a source that
+looks up the caller's key plugs in at :meth:`GuardClient.begin` (its ``principal`` argument) without
+touching the chat pipeline.
+
+Reversible masking: the guard returns, for PII rules with ``restore``, the placeholder → value map of
+the prompt; the gateway keeps it in memory for this request only and hands it back to the output scan,
+which restores the values in the answer. The model never sees them; secrets are never restorable.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import grpc
+
+from flotilla.guardpolicy import parse_policy, to_proto
+from flotilla.v1 import guard_pb2, rag_pb2
+from services.gateway.errors import OpenAIError, from_grpc
+from services.gateway.output_guard import OutputGuard
+from services.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+Stage = Literal["input", "output", "retrieved"]
+
+
+@dataclass(frozen=True)
+class GuardPolicies:
+    """The policy of each stage for one request (None: the guard's default for that stage)."""
+
+    input: guard_pb2.Policy | None = None
+    output: guard_pb2.Policy | None = None
+    retrieved: guard_pb2.Policy | None = None
+
+    def for_stage(self, stage: Stage) -> guard_pb2.Policy | None:
+        return getattr(self, stage)
+
+
+class PolicySource(Protocol):
+    def policies(self, principal: Any | None) -> GuardPolicies: ...
+
+
+class SettingsPolicySource:
+    """One policy set for every request, from the gateway's settings (validated at start-up)."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        def build(spec: str) -> guard_pb2.Policy | None:
+            return to_proto(parse_policy(spec), settings.guard_policy_name) if spec.strip() else None
+
+        self._policies = GuardPolicies(
+            input=build(settings.guard_input_policy),
+            output=build(settings.guard_output_policy),
+            retrieved=build(settings.guard_retrieved_policy),
+        )
+
+    def policies(self, principal: Any | None) -> GuardPolicies:
+        return self._policies
+
+
+def policy_error(kinds: list[str], what: str = "request") -> OpenAIError:
+    return OpenAIError(
+        400,
+        f"Your {what} was rejected by the content policy" + (f" ({', '.join(kinds)})." if kinds else "."),
+        param="messages",
+        code="content_policy_violation",
+    )
+
+
+@dataclass
+class GuardSession:
+    """The guard calls of one chat request (and what they carry from one to the next)."""
+
+    stub: Any
+    settings: GatewaySettings
+    request_id: str
+    policies: GuardPolicies
+    restore: dict[str, str] = field(default_factory=dict)  # placeholder → the caller's value, this request only
+    dropped_chunks: int = 0
+
+    def _request(self, stage: Stage, texts: list[str], restore: bool = False) -> guard_pb2.ScanRequest:
+        req = guard_pb2.ScanRequest(request_id=self.request_id, tenant_id=self.settings.tenant_id, texts=texts)
+        policy = self.policies.for_stage(stage)
+        if policy is not None:
+            req.policy.CopyFrom(policy)
+        if restore and self.restore:
+            req.restore.update(self.restore)
+        return req
+
+    async def _call(self, rpc: str, request: guard_pb2.ScanRequest) -> guard_pb2.ScanResponse:
+        try:
+            return await getattr(self.stub, rpc)(request, timeout=self.settings.guard_timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise from_grpc(exc, "guard") from None
+
+    async def scan_input(self, texts: list[str]) -> list[str]:
+        """The texts the model may see: raises the OpenAI error on block, returns redacted texts."""
+        resp = await self._call("ScanInput", self._request("input", texts))
+        if resp.verdict == guard_pb2.VERDICT_BLOCK:
+            raise policy_error(sorted({f.type for f in resp.findings if f.action == "block"}))
+        self.restore.update(resp.placeholders)
+        if len(resp.redacted_texts) == len(texts):
+            return list(resp.redacted_texts)
+        return texts
+
+    async def filter_chunks(self, chunks: list[rag_pb2.Chunk]) -> list[rag_pb2.Chunk]:
+        """Retrieved chunks without those flagged for (indirect) injection; others may come back redacted."""
+        if not chunks:
+            return chunks
+        resp = await self._call("ScanRetrieved", self._request("retrieved", [c.text for c in chunks]))
+        kept = []
+        redacted = list(resp.redacted_texts) if len(resp.redacted_texts) == len(chunks) else None
+        for i, chunk in enumerate(chunks):
+            if i < len(resp.text_verdicts) and resp.text_verdicts[i] == guard_pb2.VERDICT_BLOCK:
+                continue
+            if redacted is not None and redacted[i] != chunk.text:
+                chunk = rag_pb2.Chunk()
+                chunk.CopyFrom(chunks[i])
+                chunk.text = redacted[i]
+            kept.append(chunk)
+        self.dropped_chunks += len(chunks) - len(kept)
+        if self.dropped_chunks:
+            log.info("retrieved chunks dropped", extra={"f_dropped": self.dropped_chunks,
+                                                        "f_types": sorted({f.type for f in resp.findings})})
+        return kept
+
+    async def scan_output(self, texts: list[str]) -> guard_pb2.ScanResponse:
+        return await self._call("ScanOutput", self._request("output", texts, restore=True))
+
+    def output_stream(self) -> OutputGuard:
+        """The guard's view of a streamed answer: feed each delta, emit what it releases."""
+        return OutputGuard(
+            self.stub,
+            guard_pb2.OutputStreamStart(
+                request_id=self.request_id,
+                tenant_id=self.settings.tenant_id,
+                policy=self.policies.output,
+                restore=self.restore,
+            ),
+            timeout=self.settings.inference_timeout_s,
+        )
+
+
+class GuardClient:
+    def __init__(self, settings: GatewaySettings, stub: Any, source: PolicySource | None = None) -> None:
+        self.settings = settings
+        self.stub = stub
+        self.source = source or SettingsPolicySource(settings)
+
+    def begin(self, request_id: str, principal: Any | None = None) -> GuardSession:
+        return GuardSession(self.stub, self.settings, request_id, self.source.policies(principal))

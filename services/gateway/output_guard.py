@@ -1,0 +1,60 @@
+"""A streamed answer through the guard's bidirectional ``ScanOutputStream``.
+
+The gateway writes each model delta as it arrives and reads back the text that is safe to emit: the
+guard holds back only characters that could still start a match (a card number or key split across
+deltas is redacted whole), restores placeholders of the prompt for the caller, and can block the rest
+of the stream. One answer per delta keeps the two in lockstep; the call opens on the first delta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from flotilla.v1 import guard_pb2
+from services.gateway.errors import OpenAIError, from_grpc
+
+
+@dataclass(frozen=True)
+class Released:
+    text: str
+    blocked: bool
+    finding_types: tuple[str, ...] = ()
+
+
+class OutputGuard:
+    def __init__(self, stub: Any, start: guard_pb2.OutputStreamStart, timeout: float) -> None:
+        self._stub = stub
+        self._start = start
+        self._timeout = timeout
+        self._call: Any = None
+        self.blocked_types: tuple[str, ...] = ()
+
+    async def feed(self, index: int, text: str, final: bool = False) -> Released:
+        try:
+            if self._call is None:
+                self._call = self._stub.ScanOutputStream(timeout=self._timeout)
+                await self._call.write(guard_pb2.OutputStreamRequest(start=self._start))
+            await self._call.write(
+                guard_pb2.OutputStreamRequest(delta=guard_pb2.OutputDelta(index=index, text=text, final=final))
+            )
+            resp = await self._call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise from_grpc(exc, "guard") from None
+        if resp is grpc.aio.EOF:
+            raise OpenAIError(502, "The guard ended the output scan early.", code="upstream_error")
+        if resp.verdict == guard_pb2.VERDICT_BLOCK:
+            self.blocked_types = tuple(sorted({f.type for f in resp.findings if f.action == "block"}))
+            return Released("", True, self.blocked_types)
+        return Released(resp.text, False, tuple(f.type for f in resp.findings))
+
+    def error(self) -> OpenAIError:
+        kinds = f" ({', '.join(self.blocked_types)})" if self.blocked_types else ""
+        return OpenAIError(400, f"The response was stopped by the content policy{kinds}.",
+                           code="content_policy_violation")
+
+    def close(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
