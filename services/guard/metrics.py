@@ -26,14 +26,14 @@ STREAM_HELD_CHARS = Histogram(
 )
 
 
-def serve(port: int, host: str = "0.0.0.0") -> bool:
-    """Start the /metrics HTTP server; a port already taken is logged, not fatal (dev machines)."""
+def serve(port: int, host: str = "0.0.0.0"):
+    """Start the /metrics HTTP server (returns it, or None); a port already taken is logged, not fatal."""
     if port <= 0:
-        return False
+        return None
     try:
-        start_http_server(port, addr=host)
+        server, _thread = start_http_server(port, addr=host)
     except OSError as exc:
         log.warning("metrics port unavailable", extra={"f_port": port, "f_error": str(exc)})
-        return False
+        return None
     log.info("metrics on http", extra={"f_port": port})
-    return True
+    return server
