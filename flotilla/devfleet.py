@@ -31,7 +31,7 @@ from flotilla.tls import TLSFiles, ensure_dev_certs, secure_channel
 log = logging.getLogger(__name__)
 
 # Start order; stopped in reverse (gateway first, so no new work reaches the others).
-SERVICES = ("inference", "guard", "rag", "gateway")
+SERVICES = ("inference", "guard", "rag", "gateway")  # certificates; processes: FleetConfig.processes()
 DEFAULT_PORTS = {"gateway": 8000, "inference": 50051, "guard": 50052, "rag": 50053}
 
 
@@ -48,6 +48,9 @@ class FleetConfig:
     database_url: str | None = None  # default: $DATABASE_URL, else embedded Postgres under $home/pgdata
     startup_timeout_s: float = 300.0
     env: dict[str, str] = field(default_factory=dict)  # extra environment for every service
+    extra_inference_ports: list[int] = field(default_factory=list)  # more inference replicas of the same model
+    # /metrics port per process ("inference", "inference-1", ...); unset: the service default (0 disables)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> FleetConfig:
@@ -63,6 +66,16 @@ class FleetConfig:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.ports['gateway']}/v1"
+
+    @property
+    def inference_ports(self) -> list[int]:
+        return [self.ports["inference"], *self.extra_inference_ports]
+
+    def processes(self) -> list[tuple[str, str, int]]:
+        """(process name, service, port) in start order; stopped in reverse (gateway first)."""
+        replicas = [("inference" if i == 0 else f"inference-{i}", "inference", port)
+                    for i, port in enumerate(self.inference_ports)]
+        return [*replicas, *((name, name, self.ports[name]) for name in ("guard", "rag", "gateway"))]
 
 
 class FleetError(RuntimeError):
@@ -96,17 +109,20 @@ class DevFleet:
         asyncio.run(migrate(self.database_url))
         env = self._service_env(model_dir)
         try:
-            for name in SERVICES:
-                if name == "gateway":
-                    self._wait_grpc_healthy([s for s in SERVICES if s != "gateway"])
-                self._spawn(name, env)
+            for name, service, port in cfg.processes():
+                if service == "gateway":
+                    self._wait_grpc_healthy([n for n, s, _ in cfg.processes() if s != "gateway"])
+                extra = {f"FLOTILLA_{service.upper()}_PORT": str(port)}
+                if name in cfg.metrics_ports:
+                    extra[f"FLOTILLA_{service.upper()}_METRICS_PORT"] = str(cfg.metrics_ports[name])
+                self._spawn(name, service, {**env, **extra})
             self._wait_gateway_ready()
         except BaseException:
             self.stop()
             raise
 
     def stop(self, grace_s: float = 30.0) -> None:
-        for name in reversed(SERVICES):
+        for name, _, _ in reversed(self.config.processes()):
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -147,7 +163,7 @@ class DevFleet:
                 "HF_HUB_OFFLINE": "1",
                 "VLLM_CACHE_ROOT": str(home / "vllm-cache"),
                 "VLLM_RPC_BASE_PATH": str(self._rpc_dir()),
-                "FLOTILLA_GATEWAY_INFERENCE_TARGET": f"{cfg.host}:{cfg.ports['inference']}",
+                "FLOTILLA_GATEWAY_INFERENCE_TARGETS": ",".join(f"{cfg.host}:{p}" for p in cfg.inference_ports),
                 "FLOTILLA_GATEWAY_GUARD_TARGET": f"{cfg.host}:{cfg.ports['guard']}",
                 "FLOTILLA_GATEWAY_RAG_TARGET": f"{cfg.host}:{cfg.ports['rag']}",
                 "PYTHONUNBUFFERED": "1",
@@ -180,10 +196,10 @@ class DevFleet:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _spawn(self, name: str, env: dict[str, str]) -> None:
+    def _spawn(self, name: str, service: str, env: dict[str, str]) -> None:
         logfile = (self.log_dir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"],
+            [sys.executable, "-m", f"services.{service}"],
             env=env,
             stdout=logfile,
             stderr=subprocess.STDOUT,
@@ -199,12 +215,15 @@ class DevFleet:
                     f"{name} exited with code {proc.returncode} during start-up:\n{self.log_tail(name)}"
                 )
 
+    def port_of(self, name: str) -> int:
+        return next(port for n, _, port in self.config.processes() if n == name)
+
     def _wait_grpc_healthy(self, names: list[str]) -> None:
         async def check_all() -> None:
             deadline = time.monotonic() + self.config.startup_timeout_s
             pending = set(names)
             channels = {
-                n: secure_channel(f"{self.config.host}:{self.config.ports[n]}", self.certs["gateway"])
+                n: secure_channel(f"{self.config.host}:{self.port_of(n)}", self.certs["gateway"])
                 for n in names
             }
             try:

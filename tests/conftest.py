@@ -43,15 +43,41 @@ def model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, model_dir: Path) -> Iterator[DevFleet]:
-    """The four services as real processes on free ports, talking mTLS with a fresh dev CA."""
+    """The services as real processes on free ports (two inference replicas), mTLS with a fresh dev CA."""
     home = tmp_path_factory.mktemp("fleet")
     config = FleetConfig(
         home=home,
         ports={name: free_port() for name in ("gateway", "inference", "guard", "rag")},
         model_dir=model_dir,
         database_url=postgres_url,
+        extra_inference_ports=[free_port()],  # two replicas of the model, to exercise routing and drain
+        metrics_ports={"inference": free_port(), "inference-1": free_port()},
     )
     fleet = DevFleet(config)
     fleet.start()
     yield fleet
     fleet.stop()
+
+
+def scrape(port: int) -> dict[str, float]:
+    """A replica's Prometheus metrics, each sample summed over its labels: {"name": value}."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text):
+        for sample in family.samples:
+            out[sample.name] = out.get(sample.name, 0.0) + sample.value
+    return out
+
+
+def scrape_labeled(port: int, name: str, **labels: str) -> float:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total

@@ -74,6 +74,17 @@ def logprobs_out(items: list[inference_pb2.TokenLogprob]) -> list[TokenLogprob]:
     ]
 
 
+def _affinity(messages: list[tuple[str, str, str]]) -> str:
+    """Requests sharing their leading system prompt(s) — or, without one, the start of the first message —
+    go to the same replica, where vLLM's prefix cache already holds those tokens."""
+    leading = []
+    for role, text, _ in messages:
+        if role not in ("system", "developer"):
+            break
+        leading.append(text)
+    return affinity_key(leading or [messages[0][1][:256]])
+
+
 class ChatPipeline:
     def __init__(self, settings: GatewaySettings, upstreams: Upstreams) -> None:
         self.settings = settings
@@ -102,6 +113,7 @@ class ChatPipeline:
         texts = await guard.scan_input([text for _, text, _ in messages])
         messages = [(role, text, name) for (role, _, name), text in zip(messages, texts, strict=True)]
 
+        affinity = _affinity(messages)  # before RAG context, which differs per query
         if req.vector_store_ids:
             query = next((text for role, text, _ in reversed(messages) if role == "user"), "")
             chunks = await guard.filter_chunks(await self._retrieve(request_id, query, req.vector_store_ids))
@@ -122,7 +134,6 @@ class ChatPipeline:
             tools=tool_spec,
             cache_salt=cache_salt(self.settings, self.settings.tenant_id),
         )
-        affinity = affinity_key(text for _, text, _ in messages)
         return Prepared(request_id, completion_id(), generate, tool_plan, affinity, headers, guard)
 
     async def _retrieve(self, request_id: str, query: str, store_ids: list[str]) -> list[rag_pb2.Chunk]:
