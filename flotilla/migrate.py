@@ -31,7 +31,12 @@ def available() -> list[Migration]:
         m = _NAME.match(entry.name)
         if m:
             out.append(Migration(int(m.group(1)), m.group(2), entry.read_text()))
-    return sorted(out, key=lambda mig: mig.version)
+    out.sort(key=lambda mig: mig.version)
+    versions = [m.version for m in out]
+    if len(set(versions)) != len(versions):
+        dupes = sorted({v for v in versions if versions.count(v) > 1})
+        raise RuntimeError(f"two migrations share a version number: {dupes} — renumber one of them")
+    return out
 
 
 async def migrate(dsn: str) -> list[Migration]:
