@@ -1,12 +1,13 @@
 """Train the guard's logistic-regression heads over all-MiniLM-L6-v2 embeddings (the same ONNX model and
-windowing the guard runs), and write them as small JSON files the guard loads at start-up:
+segmentation the guard runs), and write them as small JSON files the guard loads at start-up:
 
     .venv/bin/python -m services.guard.training.train_heads
 
 Reads only ``*_train.jsonl`` (see ``build_corpus.py``); the evaluation sets are for ``make bench-guard``.
-The regularisation strength is picked by 5-fold cross-validation on the training set, and the
-cross-validated operating point (the lowest probability threshold with at most 2% false positives on
-held-out training folds) is recorded next to the weights.
+The injection head is trained at segment level (see :func:`train_injection`). The regularisation strength
+is picked by 5-fold cross-validation on the training set, and the cross-validated operating point (the
+lowest probability threshold with at most 2% false positives on held-out training folds) is recorded
+next to the weights.
 """
 
 from __future__ import annotations
@@ -68,13 +69,35 @@ def save(name: str, embedder: Embedder, labels: list[str], coefs, intercepts, me
     return path
 
 
+def train_injection(embedder: Embedder) -> tuple:
+    """Multiple-instance training at the granularity the guard scores at (sentence segments, max over them):
+    every segment of a benign text is a negative; of an attack text, the whole text and its most
+    attack-like segment are positives (chosen by the previous round's model)."""
+    rows = load("injection_train.jsonl")
+    texts = [r["text"] for r in rows]
+    labels = np.array([r["label"] for r in rows])
+    whole = embed_all(embedder, texts)
+    segments = [embedder.embed(t) for t in texts]
+    negatives = [whole[i] for i in np.flatnonzero(labels == 0)]
+    negatives += [seg for i in np.flatnonzero(labels == 0) for seg in segments[i]]
+    positives = [whole[i] for i in np.flatnonzero(labels == 1)]
+    model = None
+    for _ in range(3):
+        chosen = list(positives)
+        if model is not None:
+            for i in np.flatnonzero(labels == 1):
+                probs = model.predict_proba(segments[i])[:, 1]
+                chosen.append(segments[i][int(np.argmax(probs))])
+        x = np.stack(negatives + chosen)
+        y = np.array([0] * len(negatives) + [1] * len(chosen))
+        model, meta = fit(x, y)
+    meta.update(texts=len(rows), attack_texts=int(labels.sum()), instances=len(y), positive_instances=int(y.sum()))
+    return model, meta
+
+
 def main() -> int:
     embedder = Embedder()
-    rows = load("injection_train.jsonl")
-    x = embed_all(embedder, [r["text"] for r in rows])
-    y = np.array([r["label"] for r in rows])
-    model, meta = fit(x, y)
-    meta.update(examples=len(rows), positives=int(y.sum()))
+    model, meta = train_injection(embedder)
     path = save("injection_head.json", embedder, ["injection"], model.coef_, model.intercept_, meta)
     print(f"{path.name}: {meta}")
 

@@ -1,0 +1,286 @@
+"""``make bench-guard``: quality and speed of the guard's scanners, on one core.
+
+Quality: precision, recall and false-positive rate per scanner at the guard's default input policy
+thresholds, on evaluation sets never used for training —
+  * injection: ``services/guard/data/corpus/injection_eval.jsonl`` (hand-written, separate from training),
+  * toxicity: ``services/guard/data/corpus/toxicity_eval.jsonl`` (idem),
+  * structured PII and secrets: generated here with a fixed seed (valid checksums and provider formats,
+    inside sentences) plus hand-written near misses (bad checksums, dates, versions, hashes, prose).
+Speed: p50/p99 per scanner and for the whole input scan (every scanner, the default input policy, the
+embedding cache cleared each run) on 200-character, 1 KB and 8 KB prompts.
+
+Writes ``benchmarks/results/guard.json`` and prints the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import string
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from services.guard.engine import Engine  # noqa: E402
+from services.guard.policy import Policy  # noqa: E402
+from services.guard.scanners.structured import luhn_valid  # noqa: E402
+from services.guard.settings import GuardSettings  # noqa: E402
+
+CORPUS = ROOT / "services" / "guard" / "data" / "corpus"
+RESULTS = ROOT / "benchmarks" / "results" / "guard.json"
+
+
+def load(name: str) -> list[dict]:
+    return [json.loads(line) for line in (CORPUS / name).read_text().splitlines() if line.strip()]
+
+
+# -- generated structured PII and secrets ------------------------------------------------------------
+
+
+def _card(rng: random.Random) -> str:
+    prefix, length = rng.choice([("4", 16), ("51", 16), ("55", 16), ("37", 15), ("6011", 16), ("3530", 16)])
+    body = prefix + "".join(rng.choice(string.digits) for _ in range(length - len(prefix) - 1))
+    check = next(d for d in string.digits if luhn_valid(body + d))
+    digits = body + check
+    sep = rng.choice(["", " ", "-"])
+    return sep.join(digits[i : i + 4] for i in range(0, len(digits), 4)) if sep else digits
+
+
+def _iban(rng: random.Random) -> str:
+    country, length = rng.choice([("DE", 22), ("GB", 22), ("FR", 27), ("NL", 18), ("ES", 24)])
+    if country == "GB":
+        bban = "".join(rng.choice(string.ascii_uppercase) for _ in range(4))
+        bban += "".join(rng.choice(string.digits) for _ in range(14))
+    elif country == "NL":
+        bban = "".join(rng.choice(string.ascii_uppercase) for _ in range(4))
+        bban += "".join(rng.choice(string.digits) for _ in range(10))
+    else:
+        bban = "".join(rng.choice(string.digits) for _ in range(length - 4))
+    numeric = "".join(str(int(c, 36)) for c in bban + country + "00")
+    check = 98 - int(numeric) % 97
+    iban = f"{country}{check:02d}{bban}"
+    return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4)) if rng.random() < 0.5 else iban
+
+
+def _ssn(rng: random.Random) -> str:
+    area = rng.choice([n for n in range(1, 900) if n != 666])
+    return f"{area:03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
+
+
+def _phone(rng: random.Random) -> str:
+    area = rng.choice(["415", "212", "312", "617", "206", "303"])
+    exchange = rng.randint(200, 999)
+    line = rng.randint(1000, 9999)
+    return rng.choice([f"+1 {area} {exchange} {line}", f"({area}) {exchange}-{line}", f"{area}-{exchange}-{line}",
+                       f"+44 20 7946 {rng.randint(1000, 1999)}"])
+
+
+def _email(rng: random.Random) -> str:
+    user = rng.choice(["jane.doe", "j.smith", "ops-team", "maria_g", "li.wei+news", "a.b.c"])
+    return f"{user}{rng.randint(1, 99)}@{rng.choice(['example.com', 'corp.example.org', 'mail.example.net'])}"
+
+
+def _ip(rng: random.Random) -> str:
+    if rng.random() < 0.8:
+        return ".".join(str(rng.randint(1, 254)) for _ in range(4))
+    return f"2001:db8:{rng.randint(1, 9999):x}::{rng.randint(1, 9999):x}"
+
+
+PII_GENERATORS = {"pii.credit_card": _card, "pii.iban": _iban, "pii.us_ssn": _ssn, "pii.phone_number": _phone,
+                  "pii.email": _email, "pii.ip_address": _ip}
+PII_TEMPLATES = ["Please update my details: {v}.", "My number is {v}, call after 5pm.", "Use {v} for the refund",
+                 "Customer record -> {v} (verified)", "Is {v} correct?", "Send it to {v} today."]
+PII_NEGATIVES = [
+    "Order 4111 1111 1111 1112 shipped yesterday.", "IBAN DE89 3704 0044 0532 0130 01 was rejected.",
+    "We sold 1500 units at 12.50 each on 2024-05-01.", "Version 1.2.3 fixes the bug in build 20240501.",
+    "The meeting is at 12:30:45 in room 101.", "Ticket 666-12-3456 is closed.", "Pi is about 3.14159265358979.",
+    "Our revenue grew 12% to 4,500,000 dollars.", "Use port 8080 and timeout 30000 ms.",
+    "ISBN 978-3-16-148410-0 is on the shelf.", "The tracking code is ZX-4471-AB.", "Call extension 4412.",
+    "Population: 8,336,817 in 2020.", "SHA 3f786850e387550fdab836ed7e6dc881de23001b", "Build #2024.11.21.3 passed.",
+    "The score was 3-2 after 90 minutes.", "See RFC 7231 section 6.5.1.", "Room 2B, floor 3, desk 14.",
+    "Temperature ranged from -5 to 12 degrees.", "UUID 123e4567-e89b-12d3-a456-426614174000 is the job id.",
+]
+
+
+def _rand(rng: random.Random, alphabet: str, n: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+AN = string.ascii_letters + string.digits
+SECRET_GENERATORS = {
+    "secrets.aws_access_key": lambda r: "AKIA" + _rand(r, string.ascii_uppercase + string.digits, 16),
+    "secrets.github_token": lambda r: "ghp_" + _rand(r, AN, 36),
+    "secrets.gitlab_token": lambda r: "glpat-" + _rand(r, AN + "_-", 20),
+    "secrets.slack_token": lambda r: f"xoxb-{r.randint(10**11, 10**12)}-{r.randint(10**12, 10**13)}-"
+    + _rand(r, AN, 24),
+    "secrets.stripe_key": lambda r: "sk_live_" + _rand(r, AN, 24),
+    "secrets.google_api_key": lambda r: "AIza" + _rand(r, AN + "_-", 35),
+    "secrets.jwt": lambda r: "eyJhbGciOiJIUzI1NiJ9.eyJ" + _rand(r, AN, 30) + "." + _rand(r, AN + "_-", 43),
+    "secrets.private_key": lambda r: "-----BEGIN RSA PRIVATE KEY-----\n"
+    + "\n".join(_rand(r, AN + "+/", 64) for _ in range(4)) + "\n-----END RSA PRIVATE KEY-----",
+    "secrets.password_assignment": lambda r: "password = \"" + _rand(r, AN + "!@#", 14) + "\"",
+}
+SECRET_TEMPLATES = ["Here is the config: {v}", "why does {v} not work?", "export KEY=x; then use {v} to deploy",
+                    "I pasted {v} by mistake", "settings:\n  value: {v}\n  region: eu"]
+SECRET_NEGATIVES = [
+    "The password is required for every login.", "password: ********", "api_key = ${API_KEY}",
+    "Commit 3f786850e387550fdab836ed7e6dc881de23001b fixed it.", "Use a strong passphrase of at least 12 characters.",
+    "The token bucket refills every second.", "Set AWS_REGION=eu-west-1 in the environment.",
+    "Our GitHub org is example-org and our Slack is example.slack.com.", "The JWT header says alg HS256.",
+    "BEGIN TRANSACTION; UPDATE accounts SET balance = 0; COMMIT;", "sk-learn is not a real package name",
+    "The key insight is that caching helps.", "Rotate keys every 90 days.", "docker run -e DEBUG=1 app:latest",
+    "UUID 123e4567-e89b-12d3-a456-426614174000", "base64 of hello is aGVsbG8=",
+    "Access was granted to the finance team.", "The secret to good bread is time.",
+    "Use `ssh-keygen -t ed25519` to create a key pair.", "My API key is stored in the vault, not in code.",
+]
+
+
+def generated(generators: dict, templates: list[str], negatives: list[str], n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for kind, gen in generators.items():
+        for _ in range(n):
+            rows.append({"text": rng.choice(templates).format(v=gen(rng)), "types": [kind]})
+    rows += [{"text": t, "types": []} for t in negatives]
+    return rows
+
+
+# -- metrics ------------------------------------------------------------------------------------------
+
+
+def prf(flags: list[bool], labels: list[bool]) -> dict:
+    tp = sum(f and y for f, y in zip(flags, labels, strict=True))
+    fp = sum(f and not y for f, y in zip(flags, labels, strict=True))
+    fn = sum(not f and y for f, y in zip(flags, labels, strict=True))
+    neg = sum(not y for y in labels)
+    return {
+        "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+        "recall": round(tp / (tp + fn), 4) if tp + fn else None,
+        "fpr": round(fp / neg, 4) if neg else None,
+        "positives": tp + fn,
+        "negatives": neg,
+    }
+
+
+def quality(engine: Engine, policy: Policy) -> dict:
+    out: dict[str, dict] = {}
+    th = {s: policy.rule_for(s).threshold for s in ("injection", "pii", "secrets", "toxicity")}
+    rows = load("injection_eval.jsonl")
+    labels = [bool(r["label"]) for r in rows]
+    scored = [engine.matches(r["text"], None, [s for s in engine.scanners if s.name == "injection"]) for r in rows]
+    for name, pick in (("injection (rules + classifier)", lambda m: True),
+                       ("injection rules only", lambda m: m.type != "injection.classifier"),
+                       ("injection classifier only", lambda m: m.type == "injection.classifier")):
+        out[name] = prf([any(pick(m) and m.score >= th["injection"] for m in ms) for ms in scored], labels)
+    out["injection (rules + classifier)"]["threshold"] = th["injection"]
+
+    rows = load("toxicity_eval.jsonl")
+    tox = [s for s in engine.scanners if s.name == "toxicity"]
+    scores = [{m.kind: m.score for m in engine.matches(r["text"], None, tox)} for r in rows]
+    flags = [any(v >= th["toxicity"] for v in sc.values()) for sc in scores]
+    out["toxicity (any category)"] = prf(flags, [bool(r["labels"]) for r in rows]) | {"threshold": th["toxicity"]}
+    right = sum(max((k for k in sc if k != "profanity"), key=sc.get) == r["labels"][0]
+                for sc, r in zip(scores, rows, strict=True) if r["labels"])
+    out["toxicity (any category)"]["top_category_accuracy"] = round(right / sum(bool(r["labels"]) for r in rows), 4)
+
+    for name, rows in (("pii (structured)", generated(PII_GENERATORS, PII_TEMPLATES, PII_NEGATIVES, 100, 7)),
+                       ("secrets", generated(SECRET_GENERATORS, SECRET_TEMPLATES, SECRET_NEGATIVES, 60, 11))):
+        scanner = name.split(" ")[0]
+        scs = [s for s in engine.scanners if s.name == scanner]
+        found = [{m.type for m in engine.matches(r["text"], None, scs) if m.score >= th[scanner]} for r in rows]
+        out[name] = prf([bool(f) for f in found], [bool(r["types"]) for r in rows]) | {"threshold": th[scanner]}
+        kinds = sorted({t for r in rows for t in r["types"]})
+        out[name]["recall_by_type"] = {
+            k: round(sum(k in f for f, r in zip(found, rows, strict=True) if k in r["types"])
+                     / sum(k in r["types"] for r in rows), 4) for k in kinds
+        }
+    return out
+
+
+# -- latency ------------------------------------------------------------------------------------------
+
+PROSE = ("Our team is planning the quarterly review. Please summarise the attached notes for the "
+         "stakeholders and list open questions. Contact maria.garcia@example.com or call +1 415 555 0134 if "
+         "anything is unclear. The budget line for cloud costs grew by 12% and the migration finished on time. ")
+
+
+def prompt(size: int, i: int) -> str:
+    body = (PROSE * (size // len(PROSE) + 2))[: size - 8]
+    return f"{body} #{i:06d}"  # unique per run: no cache hits
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
+
+
+def latency(engine: Engine, policy: Policy, runs: dict[int, int]) -> dict:
+    out: dict[str, dict] = {}
+    names = {type(s).__name__: s for s in engine.scanners}
+    for size, n in runs.items():
+        per: dict[str, list[float]] = {k: [] for k in (*names, "total (input scan)")}
+        for i in range(n + 2):
+            text = prompt(size, i)
+            for name, s in names.items():
+                t0 = time.perf_counter()
+                s.scan(text)
+                if i >= 2:  # two warm-up runs
+                    per[name].append(time.perf_counter() - t0)
+            text = prompt(size, 10_000 + i)
+            t0 = time.perf_counter()
+            engine.scan([text], policy)
+            if i >= 2:
+                per["total (input scan)"].append(time.perf_counter() - t0)
+        out[f"{size} chars"] = {
+            k: {"p50_ms": round(pct(v, 0.5) * 1000, 2), "p99_ms": round(pct(v, 0.99) * 1000, 2), "runs": len(v)}
+            for k, v in per.items()
+        }
+    return out
+
+
+def main() -> int:
+    settings = GuardSettings()
+    t0 = time.perf_counter()
+    engine = Engine.from_settings(settings)
+    load_s = time.perf_counter() - t0
+    policy = Policy.parse(settings.input_policy)
+    q = quality(engine, policy)
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    lat = latency(engine, policy, {200: 20, 1024: 20, 8192: 5} if quick else {200: 100, 1024: 100, 8192: 30})
+    result = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "threads": "one core: onnxruntime intra-op 1, OMP/OpenBLAS 1",
+        "model_load_s": round(load_s, 2),
+        "policy": settings.input_policy,
+        "quality": q,
+        "latency": lat,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+    print(f"\nQuality at the default input policy ({settings.input_policy})")
+    print(f"{'scanner':34} {'precision':>9} {'recall':>7} {'FPR':>6} {'pos':>5} {'neg':>5}")
+    for name, m in q.items():
+        print(f"{name:34} {m['precision'] or 0:9.3f} {m['recall'] or 0:7.3f} {m['fpr'] or 0:6.3f} "
+              f"{m['positives']:5d} {m['negatives']:5d}")
+    print("\nLatency, one core (ms): p50 / p99")
+    sizes = list(lat)
+    print(f"{'scanner':26}" + "".join(f"{s:>20}" for s in sizes))
+    for name in lat[sizes[0]]:
+        print(f"{name:26}" + "".join(f"{lat[s][name]['p50_ms']:>10.2f} /{lat[s][name]['p99_ms']:>8.2f}" for s in sizes))
+    print(f"\nwrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
