@@ -1,1 +1,1 @@
-"""RAG service: retrieval over Postgres + pgvector (ingestion and embeddings grow in the RAG issue)."""
+"""RAG service: files, vector stores, ingestion, embeddings and hybrid retrieval over Postgres + pgvector."""
