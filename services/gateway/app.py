@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from flotilla import __version__
-from services.gateway import moderations
+from services.gateway import moderations, rag_routes
 from services.gateway.chat import ChatPipeline
 from services.gateway.completions import CompletionPipeline
 from services.gateway.errors import OpenAIError, install_handlers
@@ -56,8 +56,10 @@ def create_app(settings: GatewaySettings | None = None, upstreams: Upstreams | N
     app = FastAPI(title="Flotilla gateway", version=__version__, lifespan=lifespan)
     if upstreams is not None:
         attach(app, upstreams)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
+                       path_limits=rag_routes.body_limits())
     app.include_router(moderations.router)  # POST /v1/moderations (the guard's scanners)
+    app.include_router(rag_routes.router)  # Files, Vector Stores, Embeddings, Responses (RAG service)
     install_handlers(app)
 
     @app.get("/health", include_in_schema=False)

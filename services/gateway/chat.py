@@ -16,6 +16,7 @@ import grpc
 
 from flotilla.v1 import guard_pb2, inference_pb2, rag_pb2
 from services.gateway import tools
+from services.gateway.citations import citations_of
 from services.gateway.errors import OpenAIError, from_grpc
 from services.gateway.generation import Generation, sampling_params
 from services.gateway.guard_client import GuardClient, GuardSession
@@ -26,6 +27,7 @@ from services.gateway.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ChoiceLogprobs,
+    Citation,
     DeltaFunctionCall,
     DeltaMessage,
     DeltaToolCall,
@@ -55,6 +57,7 @@ class Prepared:
     affinity: str
     headers: dict[str, str] = field(default_factory=dict)
     guard: GuardSession | None = None  # the request's guard policies and placeholder map
+    chunks: list[rag_pb2.Chunk] = field(default_factory=list)  # retrieved context, passages [1], [2], ...
 
 
 def cache_salt(settings: GatewaySettings, tenant: str) -> str:
@@ -93,7 +96,10 @@ class ChatPipeline:
 
     # -- before inference ----------------------------------------------------------------------------
 
-    async def prepare(self, req: ChatCompletionRequest, request_id: str) -> Prepared:
+    async def prepare(
+        self, req: ChatCompletionRequest, request_id: str,
+        retrieval: rag_pb2.RetrieveRequest | None = None,  # file_search of /v1/responses: its own k, filters
+    ) -> Prepared:
         if (name := req.unsupported_param()) is not None:
             raise OpenAIError(
                 400, f"The '{name}' parameter is not supported by this deployment.",
@@ -114,9 +120,12 @@ class ChatPipeline:
         messages = [(role, text, name) for (role, _, name), text in zip(messages, texts, strict=True)]
 
         affinity = _affinity(messages)  # before RAG context, which differs per query
-        if req.vector_store_ids:
+        chunks: list[rag_pb2.Chunk] = []
+        if req.vector_store_ids or retrieval is not None:
             query = next((text for role, text, _ in reversed(messages) if role == "user"), "")
-            chunks = await guard.filter_chunks(await self._retrieve(request_id, query, req.vector_store_ids))
+            chunks = await guard.filter_chunks(
+                await self._retrieve(request_id, query, req.vector_store_ids or [], retrieval)
+            )
             headers["x-flotilla-rag-chunks"] = str(len(chunks))
             headers["x-flotilla-rag-chunks-dropped"] = str(guard.dropped_chunks)
             if chunks:
@@ -134,17 +143,17 @@ class ChatPipeline:
             tools=tool_spec,
             cache_salt=cache_salt(self.settings, self.settings.tenant_id),
         )
-        return Prepared(request_id, completion_id(), generate, tool_plan, affinity, headers, guard)
+        return Prepared(request_id, completion_id(), generate, tool_plan, affinity, headers, guard, chunks)
 
-    async def _retrieve(self, request_id: str, query: str, store_ids: list[str]) -> list[rag_pb2.Chunk]:
+    async def _retrieve(
+        self, request_id: str, query: str, store_ids: list[str], template: rag_pb2.RetrieveRequest | None = None
+    ) -> list[rag_pb2.Chunk]:
+        request = rag_pb2.RetrieveRequest(vector_store_ids=store_ids, k=self.settings.rag_k)
+        if template is not None:
+            request.CopyFrom(template)
+        request.request_id, request.tenant_id, request.query = request_id, self.settings.tenant_id, query
         try:
-            resp = await self.up.rag.Retrieve(
-                rag_pb2.RetrieveRequest(
-                    request_id=request_id, tenant_id=self.settings.tenant_id, query=query,
-                    vector_store_ids=store_ids, k=self.settings.rag_k,
-                ),
-                timeout=self.settings.rag_timeout_s,
-            )
+            resp = await self.up.rag.Retrieve(request, timeout=self.settings.rag_timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise from_grpc(exc, "rag") from None
         return list(resp.chunks)
@@ -207,7 +216,8 @@ class ChatPipeline:
                 index=i, message=message, finish_reason=reason,
                 logprobs=ChoiceLogprobs(content=logprobs_out(lps[i])) if req.logprobs else None,
             ))
-        return ChatCompletionResponse(id=prepared.completion_id, model=req.model, choices=choices, usage=gen.usage)
+        return ChatCompletionResponse(id=prepared.completion_id, model=req.model, choices=choices, usage=gen.usage,
+                                      citations=citations_of(prepared))
 
     # -- streaming -----------------------------------------------------------------------------------
 
@@ -227,9 +237,10 @@ class ChatPipeline:
         named_ids = {i: tools.call_id() for i in range(n)} if mode == "named" else {}
         output_guard = self._guard(prepared).output_stream()  # releases text once it cannot start a match
 
-        def chunk(choices: list[ChatCompletionChunkChoice], usage: UsageInfo | None = None) -> str:
+        def chunk(choices: list[ChatCompletionChunkChoice], usage: UsageInfo | None = None,
+                  citations: list[Citation] | None = None) -> str:
             body = ChatCompletionChunk(id=prepared.completion_id, created=created, model=req.model, choices=choices,
-                                       usage=usage)
+                                       usage=usage, citations=citations)
             return f"data: {body.model_dump_json(exclude=exclude)}\n\n"
 
         def delta_for(i: int, text: str) -> DeltaMessage:
@@ -244,7 +255,8 @@ class ChatPipeline:
                     first.tool_calls = [DeltaToolCall(index=0, id=named_ids[i], type="function",
                                                       function=DeltaFunctionCall(name=prepared.tool_plan.function,
                                                                                  arguments=""))]
-                yield chunk([ChatCompletionChunkChoice(index=i, delta=first)])
+                yield chunk([ChatCompletionChunkChoice(index=i, delta=first)],
+                            citations=None if i else citations_of(prepared))
             async for _, msg in gen.messages():
                 d = msg.delta
                 lp = ChoiceLogprobs(content=logprobs_out(list(d.logprobs))) if req.logprobs and d.logprobs else None

@@ -215,6 +215,24 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
+class Citation(BaseModel):
+    """Flotilla extension: a retrieved chunk given to the model as context passage ``[index]``."""
+
+    index: int
+    file_id: str
+    filename: str
+    vector_store_id: str
+    chunk_index: int
+    start_char: int  # the chunk's span in the file's extracted text
+    end_char: int
+    text: str
+    score: float
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
 class ChatCompletionResponse(BaseModel):
     id: str = Field(default_factory=completion_id)
     object: Literal["chat.completion"] = "chat.completion"
@@ -223,6 +241,7 @@ class ChatCompletionResponse(BaseModel):
     choices: list[ChatCompletionChoice]
     usage: UsageInfo
     system_fingerprint: str | None = None
+    citations: list[Citation] | None = Field(default=None, exclude_if=_is_none)  # with vector_store_ids
 
 
 class DeltaFunctionCall(BaseModel):
@@ -258,6 +277,7 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChatCompletionChunkChoice]
     system_fingerprint: str | None = None
     usage: UsageInfo | None = None
+    citations: list[Citation] | None = Field(default=None, exclude_if=_is_none)  # on the first chunk
 
 
 class ModelCard(BaseModel):
