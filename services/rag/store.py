@@ -145,7 +145,7 @@ LEFT JOIN LATERAL (
            count(*) FILTER (WHERE status = 'completed') AS completed,
            count(*) FILTER (WHERE status = 'failed') AS failed,
            count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
-           sum(usage_bytes) AS usage_bytes
+           sum(usage_bytes)::bigint AS usage_bytes
     FROM rag_vector_store_files f WHERE f.vector_store_id = t.id
 ) c ON true"""
 
