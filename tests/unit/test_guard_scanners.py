@@ -209,3 +209,17 @@ def test_toxicity_categories(models) -> None:
     assert insult["harassment"] > 0.5 or insult["profanity"] > 0.5
     calm = tox.scores("Write a thank-you note to my neighbour for watering my plants.")
     assert max(calm.values()) < 0.5
+
+
+def test_fast_profanity_equals_the_packaged_model() -> None:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    from profanity_check import predict_prob
+
+    from services.guard.scanners.toxicity import _FastProfanity
+
+    corpus = Path(__file__).resolve().parents[2] / "services/guard/data/corpus/toxicity_eval.jsonl"
+    texts = [json.loads(line)["text"] for line in corpus.read_text().splitlines()] + ["shut up you damn fool"]
+    assert np.allclose(_FastProfanity()(texts), predict_prob(texts), atol=1e-9)
