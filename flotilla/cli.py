@@ -4,6 +4,8 @@ flotilla run             start the whole fleet locally (what ``make run`` calls)
 flotilla certs [DIR]     create the dev CA and per-service certificates (idempotent)
 flotilla prepare-model   convert the packaged SmolLM2 GGUF into a vLLM-loadable folder
 flotilla migrate         apply database migrations to $DATABASE_URL
+flotilla keys …          create / list / revoke API keys
+flotilla usage           usage totals per key and model from the ledger
 """
 
 from __future__ import annotations
@@ -57,10 +59,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         fleet.start()
         print(f"\nFleet ready in {time.monotonic() - started:.0f}s. OpenAI base URL: {config.base_url}\n")
         print(
-            SDK_SNIPPET.format(
-                base_url=config.base_url, api_key="not-needed-yet", model="SmolLM2-135M-Instruct"
-            )
+            SDK_SNIPPET.format(base_url=config.base_url, api_key=fleet.api_key, model="SmolLM2-135M-Instruct")
         )
+        print(f"Dev API key (also in {config.home / 'dev-api-key'}): {fleet.api_key}")
         print("Ctrl-C stops everything.", flush=True)
         while True:
             for name, proc in fleet.procs.items():
@@ -99,6 +100,78 @@ def cmd_prepare_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dsn(args: argparse.Namespace) -> str:
+    dsn = getattr(args, "database_url", None) or os.environ.get("DATABASE_URL")
+    if not dsn:
+        print("DATABASE_URL is not set (or pass --database-url)", file=sys.stderr)
+        raise SystemExit(2)
+    return dsn
+
+
+async def _with_conn(dsn: str, fn):  # type: ignore[no-untyped-def]
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await fn(conn)
+    finally:
+        await conn.close()
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    import json
+
+    from services.gateway import keys
+
+    dsn = _dsn(args)
+    if args.keys_command == "create":
+        models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+        try:
+            record, key = asyncio.run(_with_conn(dsn, lambda c: keys.create_key(
+                c, args.name, tenant_id=args.tenant, models=models, rpm=args.rpm, tpm=args.tpm,
+                max_budget_tokens=args.max_budget_tokens)))
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"created key {record.name!r} (id {record.id}, tenant {record.tenant_id}); it is shown only once:")
+        print(key)
+        return 0
+    if args.keys_command == "list":
+        listed = asyncio.run(_with_conn(dsn, lambda c: keys.list_keys(c, args.all)))
+        if args.json:
+            print(json.dumps([k.public() for k in listed], indent=2))
+            return 0
+        print(f"{'NAME':<24} {'ID':<14} {'TENANT':<16} {'RPM':>7} {'TPM':>9} {'SPENT':>10}  MODELS")
+        for k in listed:
+            models = ",".join(k.models) if k.models is not None else "*"
+            print(f"{k.name:<24} {k.id:<14} {k.tenant_id:<16} {k.rpm or '-':>7} {k.tpm or '-':>9} "
+                  f"{k.spent_tokens:>10}  {models}{'  (revoked)' if k.revoked_at else ''}")
+        return 0
+    if asyncio.run(_with_conn(dsn, lambda c: keys.revoke_key(c, args.name))):
+        print(f"revoked {args.name!r}")
+        return 0
+    print(f"no active key named {args.name!r}", file=sys.stderr)
+    return 1
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime
+
+    from services.gateway.ledger import usage_totals
+
+    since = datetime.fromisoformat(args.since) if args.since else None
+    rows = asyncio.run(_with_conn(_dsn(args), lambda c: usage_totals(c, args.key, since)))
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    print(f"{'KEY':<24} {'MODEL':<28} {'REQUESTS':>9} {'PROMPT':>10} {'COMPLETION':>11} {'TOTAL':>10} {'ERRORS':>7}")
+    for r in rows:
+        print(f"{r['key']:<24} {r['model']:<28} {r['requests']:>9} {r['prompt_tokens']:>10} "
+              f"{r['completion_tokens']:>11} {r['total_tokens']:>10} {r['errors']:>7}")
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from flotilla.migrate import migrate
 
@@ -123,6 +196,28 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("prepare-model", help="convert the packaged SmolLM2 for vLLM")
     p.add_argument("--dest")
     p.set_defaults(func=cmd_prepare_model)
+    p = sub.add_parser("keys", help="create, list and revoke API keys ($DATABASE_URL)")
+    p.add_argument("--database-url")
+    ks = p.add_subparsers(dest="keys_command", required=True)
+    c = ks.add_parser("create", help="create a key; the last line printed is the key")
+    c.add_argument("--name", required=True)
+    c.add_argument("--tenant", help="tenant id (default: the key name)")
+    c.add_argument("--models", help="comma-separated models the key may use (default: all)")
+    c.add_argument("--rpm", type=int, help="requests per minute")
+    c.add_argument("--tpm", type=int, help="tokens per minute")
+    c.add_argument("--max-budget-tokens", type=int, help="lifetime token budget")
+    c = ks.add_parser("list", help="list keys (never their secrets)")
+    c.add_argument("--all", action="store_true", help="include revoked keys")
+    c.add_argument("--json", action="store_true")
+    c = ks.add_parser("revoke", help="revoke a key by name (every gateway replica within a second)")
+    c.add_argument("name")
+    p.set_defaults(func=cmd_keys)
+    p = sub.add_parser("usage", help="usage totals from the ledger")
+    p.add_argument("--database-url")
+    p.add_argument("--key", help="only this key (name)")
+    p.add_argument("--since", help="ISO date/time, e.g. 2026-11-01")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_usage)
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--database-url")
     p.set_defaults(func=cmd_migrate)
