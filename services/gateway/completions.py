@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 
 from flotilla.v1 import guard_pb2, inference_pb2
+from services.gateway.access import Accounting
 from services.gateway.chat import ChatPipeline, cache_salt
 from services.gateway.errors import OpenAIError
 from services.gateway.generation import Generation, sampling_params
@@ -42,7 +43,10 @@ class CompletionPipeline:
         self.chat = chat
         self.settings = chat.settings
 
-    async def prepare(self, req: CompletionRequest, request_id: str) -> list[inference_pb2.GenerateRequest]:
+    async def prepare(
+        self, req: CompletionRequest, request_id: str, tenant: str | None = None
+    ) -> list[inference_pb2.GenerateRequest]:
+        tenant = tenant or self.settings.tenant_id
         if req.echo:
             raise _refuse("echo", "'echo' is not supported: the prompt is not returned with the completion.")
         if req.suffix:
@@ -58,26 +62,29 @@ class CompletionPipeline:
                               param="n", code="invalid_value")
         sampling = sampling_params(req, n, req.max_tokens, req.logprobs)
         prompts = await self.chat._scan_input(request_id, prompts)
-        salt = cache_salt(self.settings, self.settings.tenant_id)
+        salt = cache_salt(self.settings, tenant)
         return [
             inference_pb2.GenerateRequest(
                 request_id=f"{request_id}-{i}" if len(prompts) > 1 else request_id, model=req.model,
-                prompt=prompt, sampling=sampling, tenant_id=self.settings.tenant_id, cache_salt=salt,
+                prompt=prompt, sampling=sampling, tenant_id=tenant, cache_salt=salt,
             )
             for i, prompt in enumerate(prompts)
         ]
 
-    async def open(self, requests: list[inference_pb2.GenerateRequest]) -> Generation:
-        key = affinity_key([requests[0].prompt])
-        return await Generation.open(self.chat.up.inference, requests, self.settings.inference_timeout_s, key)
+    async def open(self, requests: list[inference_pb2.GenerateRequest], acct: Accounting | None = None) -> Generation:
+        key = affinity_key([requests[0].prompt[:256]])
+        gen = await Generation.open(self.chat.up.inference, requests, self.settings.inference_timeout_s, key)
+        if acct is not None:
+            acct.first_token()
+        return gen
 
     async def complete(self, req: CompletionRequest, requests: list[inference_pb2.GenerateRequest],
-                       request_id: str) -> CompletionResponse:
+                       request_id: str, acct: Accounting | None = None) -> CompletionResponse:
         total = (req.n or 1) * len(requests)
         texts: list[list[str]] = [[] for _ in range(total)]
         lps: list[list[inference_pb2.TokenLogprob]] = [[] for _ in range(total)]
         finish: list[str | None] = [None] * total
-        gen = await self.open(requests)
+        gen = await self.open(requests, acct)
         try:
             async for offset, msg in gen.messages():
                 i = offset + msg.delta.index
@@ -87,8 +94,11 @@ class CompletionPipeline:
                     finish[i] = msg.delta.finish_reason
         finally:
             gen.close()
-        contents = await self._guard_output(request_id, ["".join(t) for t in texts], finish)
+            if acct is not None:
+                acct.usage, acct.finish_reason = gen.billed(), finish[0]
+        contents = await self._guard_output(request_id, ["".join(t) for t in texts], finish, acct)
         return CompletionResponse(
+            id=acct.id if acct is not None and acct.id else cmpl_id(),
             model=req.model,
             choices=[
                 CompletionChoice(index=i, text=contents[i], finish_reason=finish[i],
@@ -98,8 +108,12 @@ class CompletionPipeline:
             usage=gen.usage,
         )
 
-    async def _guard_output(self, request_id: str, contents: list[str], finish: list[str | None]) -> list[str]:
+    async def _guard_output(
+        self, request_id: str, contents: list[str], finish: list[str | None], acct: Accounting | None = None
+    ) -> list[str]:
         scan = await self.chat._scan_output(request_id, contents)
+        if acct is not None:
+            acct.record_scan(scan)
         if scan.verdict == guard_pb2.VERDICT_REDACT:
             return list(scan.redacted_texts)
         if scan.verdict == guard_pb2.VERDICT_BLOCK:
@@ -108,13 +122,15 @@ class CompletionPipeline:
         return contents
 
     async def open_stream(self, req: CompletionRequest, requests: list[inference_pb2.GenerateRequest],
-                          request_id: str) -> AsyncIterator[str]:
-        gen = await self.open(requests)
-        return self._sse(req, gen, request_id)
+                          request_id: str, acct: Accounting | None = None) -> AsyncIterator[str]:
+        gen = await self.open(requests, acct)
+        return self._sse(req, gen, request_id, acct)
 
-    async def _sse(self, req: CompletionRequest, gen: Generation, request_id: str) -> AsyncIterator[str]:
+    async def _sse(
+        self, req: CompletionRequest, gen: Generation, request_id: str, acct: Accounting | None = None
+    ) -> AsyncIterator[str]:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        cid, created = cmpl_id(), int(time.time())
+        cid, created = (acct.id if acct is not None and acct.id else cmpl_id()), int(time.time())
         exclude = None if include_usage else {"usage"}
         offsets: dict[int, int] = {}
         full: list[str] = []
@@ -133,15 +149,23 @@ class CompletionPipeline:
                 offsets[i] = offsets.get(i, 0) + len(d.text)
                 full.append(d.text)
                 choice = CompletionChoice(index=i, text=d.text, logprobs=lp, finish_reason=d.finish_reason or None)
+                if acct is not None and d.finish_reason:
+                    acct.finish_reason = d.finish_reason
                 yield event([choice])
             scan = await self.chat._scan_output(request_id, ["".join(full)])
+            if acct is not None:
+                acct.record_scan(scan)
             if scan.verdict == guard_pb2.VERDICT_BLOCK:
                 yield OpenAIError(400, "The response was stopped by the content policy.",
                                   code="content_policy_violation").sse_event()
             elif include_usage:
                 yield event([], gen.usage)
         except OpenAIError as exc:
+            if acct is not None:
+                acct.status = exc.status
             yield exc.sse_event()
         finally:
             gen.close()
+            if acct is not None:
+                acct.usage = gen.billed()
         yield "data: [DONE]\n\n"

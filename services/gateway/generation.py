@@ -52,6 +52,9 @@ class _Stream:
     first: Any
     replica: Replica
     offset: int
+    prompt_tokens: int = 0  # from the first delta
+    delivered: int = 0  # completion tokens read so far
+    finished: bool = False  # the final usage message arrived
 
 
 @dataclass
@@ -122,12 +125,25 @@ class Generation:
         msg = s.first
         while msg is not grpc.aio.EOF:
             if msg.HasField("usage"):
+                s.finished = True
                 self.usage.prompt_tokens += msg.usage.prompt_tokens
                 self.usage.completion_tokens += msg.usage.completion_tokens
                 self.usage.total_tokens = self.usage.prompt_tokens + self.usage.completion_tokens
             else:
+                s.prompt_tokens = s.prompt_tokens or msg.delta.prompt_tokens
+                s.delivered += msg.delta.token_count
                 yield msg
             msg = await s.call.read()
+
+    def billed(self) -> UsageInfo:
+        """Usage to bill: vLLM's count for finished streams, the tokens delivered for streams cut short."""
+        usage = UsageInfo(prompt_tokens=self.usage.prompt_tokens, completion_tokens=self.usage.completion_tokens)
+        for s in self.streams:
+            if not s.finished:
+                usage.prompt_tokens += s.prompt_tokens
+                usage.completion_tokens += s.delivered
+        usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+        return usage
 
     def close(self) -> None:
         """Cancel what is still running upstream (aborting the vLLM requests) and release the replicas."""

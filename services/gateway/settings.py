@@ -43,6 +43,16 @@ class GatewaySettings(ServiceSettings):
     cache_salt_per_tenant: bool = True
     cache_salt_secret: str = "flotilla"
 
+    # Postgres: API keys, quotas and the usage ledger. Empty: no keys can be loaded (every /v1 call gets 401).
+    database_url: str = Field(
+        default="", validation_alias=AliasChoices("DATABASE_URL", "FLOTILLA_GATEWAY_DATABASE_URL")
+    )
+    db_pool_size: int = 10
+    admin_key: str = ""  # bearer token of the /admin API; empty disables it
+    quota_lease_fraction: float = 0.1  # share of a key's per-minute limit one replica leases at a time
+    ledger_flush_s: float = 0.5
+    ledger_spool: str | None = None  # default: $FLOTILLA_HOME/ledger-spool/gateway-<port>.jsonl
+
     tenant_id: str = "default"  # until API keys carry tenants
     rag_k: int = 4
     max_body_bytes: int = 1024 * 1024

@@ -99,6 +99,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         buffered: dict[int, list[str]] | None = {} if request.tools.auto else None
         completion_tokens = 0
         first = True
+        first_delta = True
         outcome = "error"
         metrics.IN_FLIGHT.labels(self.model).inc()
         try:
@@ -112,8 +113,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                         first = False
                     delta = inference_pb2.TextDelta(
                         index=choice.index, text=choice.text, finish_reason=choice.finish_reason or "",
-                        token_count=count,
+                        token_count=count, prompt_tokens=n_prompt if first_delta else 0,
                     )
+                    first_delta = False
                     if top_n >= 0:
                         delta.logprobs.extend(token_logprobs(choice.token_ids, choice.logprobs, top_n, self.tokenizer))
                     if buffered is not None:  # "auto" tools: the text is parsed once the choice ends

@@ -22,7 +22,7 @@ PARIS = [
 
 @pytest.fixture
 def client(fleet: DevFleet) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=fleet.config.base_url, api_key="unused-until-keys", max_retries=0)
+    return openai.AsyncOpenAI(base_url=fleet.config.base_url, api_key=fleet.api_key, max_retries=0)
 
 
 async def test_models_lists_the_served_model(client) -> None:

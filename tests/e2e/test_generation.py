@@ -18,7 +18,7 @@ ASK = [{"role": "user", "content": "Name three colours."}]
 
 @pytest.fixture
 def client(fleet: DevFleet) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=fleet.config.base_url, api_key="unused-until-keys", max_retries=0)
+    return openai.AsyncOpenAI(base_url=fleet.config.base_url, api_key=fleet.api_key, max_retries=0)
 
 
 async def test_seed_makes_sampling_repeatable(client) -> None:

@@ -51,6 +51,7 @@ def strict_gateway(fleet: DevFleet) -> Iterator[str]:
         "FLOTILLA_GATEWAY_GUARD_TARGET": f"{cfg.host}:{cfg.ports['guard']}",
         "FLOTILLA_GATEWAY_RAG_TARGET": f"{cfg.host}:{cfg.ports['rag']}",
         "FLOTILLA_GATEWAY_GUARD_POLICY_NAME": "strict-e2e",
+        "DATABASE_URL": fleet.database_url or "",
         **POLICIES,
     }
     log = (cfg.home / "logs" / "gateway-strict.log").open("ab")
@@ -80,12 +81,12 @@ def strict_gateway(fleet: DevFleet) -> Iterator[str]:
 
 @pytest.fixture
 def client(fleet: DevFleet) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=fleet.config.base_url, api_key="unused-until-keys", max_retries=0)
+    return openai.AsyncOpenAI(base_url=fleet.config.base_url, api_key=fleet.api_key, max_retries=0)
 
 
 @pytest.fixture
-def strict(strict_gateway: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=strict_gateway, api_key="unused-until-keys", max_retries=0)
+def strict(strict_gateway: str, fleet: DevFleet) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=strict_gateway, api_key=fleet.api_key, max_retries=0)
 
 
 def guard_log(fleet: DevFleet, request_id: str) -> list[dict]:
@@ -135,8 +136,8 @@ async def test_restore_gives_the_caller_back_what_the_model_never_saw(strict, fl
         pytest.skip(f"the model did not repeat the placeholder: {text!r}")
 
 
-async def test_output_block_mid_stream_ends_with_content_filter(strict_gateway) -> None:
-    async with httpx.AsyncClient(timeout=120) as http:
+async def test_output_block_mid_stream_ends_with_content_filter(strict_gateway, fleet: DevFleet) -> None:
+    async with httpx.AsyncClient(timeout=120, headers={"authorization": f"Bearer {fleet.api_key}"}) as http:
         r = await http.post(f"{strict_gateway}/chat/completions", json={
             "model": MODEL_NAME, "stream": True, "max_tokens": 48, "temperature": 0,
             "messages": [{"role": "user", "content": "Tell me three facts about the sea."}]})

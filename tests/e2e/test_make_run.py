@@ -44,7 +44,9 @@ def test_flotilla_run_serves_and_stops_cleanly(tmp_path: Path, model_dir: Path) 
         base_url = f"http://127.0.0.1:{ports['gateway']}/v1"
         assert base_url in printed and "from openai import OpenAI" in printed
 
-        client = OpenAI(base_url=base_url, api_key="not-needed-yet", max_retries=0)
+        key = (tmp_path / "home" / "dev-api-key").read_text().strip()
+        assert f'api_key="{key}"' in printed  # the snippet printed is ready to paste
+        client = OpenAI(base_url=base_url, api_key=key, max_retries=0)
         reply = client.chat.completions.create(
             model=MODEL_NAME,
             messages=[{"role": "system", "content": "You are a helpful assistant."},

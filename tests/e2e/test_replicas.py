@@ -33,7 +33,7 @@ def running(fleet: DevFleet, name: str) -> float:
 
 @pytest.fixture
 def client(fleet: DevFleet) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=fleet.config.base_url, api_key="unused", max_retries=0)
+    return openai.AsyncOpenAI(base_url=fleet.config.base_url, api_key=fleet.api_key, max_retries=0)
 
 
 async def test_models_and_metrics_of_both_replicas(client, fleet: DevFleet) -> None:
@@ -74,7 +74,8 @@ async def test_client_disconnect_aborts_the_vllm_request(fleet: DevFleet) -> Non
         scrape_labeled(fleet.config.metrics_ports[n], "flotilla_inference_requests_total", outcome="cancelled")
         for n in REPLICAS
     )
-    async with httpx.AsyncClient(base_url=fleet.config.base_url, timeout=60) as http:
+    auth = {"authorization": f"Bearer {fleet.api_key}"}
+    async with httpx.AsyncClient(base_url=fleet.config.base_url, timeout=60, headers=auth) as http:
         async with http.stream("POST", "/chat/completions", json=body) as resp:
             assert resp.status_code == 200
             lines = 0

@@ -12,6 +12,8 @@ import grpc
 
 from flotilla.grpcerrors import CODE_KEY, PARAM_KEY
 from flotilla.v1 import guard_pb2, inference_pb2, rag_pb2
+from services.gateway.access import Access
+from services.gateway.keys import ApiKey
 from services.gateway.routing import InferenceRouter
 from services.gateway.upstreams import Upstreams
 
@@ -214,3 +216,24 @@ def fake_upstreams(**kwargs) -> Upstreams:
         guard=kwargs.get("guard", FakeGuard()),
         rag=kwargs.get("rag", FakeRag()),
     )
+
+
+def fake_access(settings, **limits) -> tuple[Access, str]:
+    """An Access with no database whose key cache holds one key; returns it and the key to send."""
+    import asyncio
+    import hashlib
+    from datetime import UTC, datetime
+
+    access = Access(settings, None)
+    key = "fl-abc123.unit-test-secret"
+    access.keys.keys["abc123"] = ApiKey(
+        id="abc123", name="unit", tenant_id=limits.pop("tenant_id", "tenant-unit"),
+        secret_sha256=hashlib.sha256(key.encode()).digest(), models=limits.pop("models", None),
+        rpm=limits.pop("rpm", None), tpm=limits.pop("tpm", None),
+        max_budget_tokens=limits.pop("max_budget_tokens", None), spent_tokens=limits.pop("spent_tokens", 0),
+        created_at=datetime.now(UTC), revoked_at=None,
+    )
+    assert not limits, limits
+    access.keys.loaded = asyncio.Event()
+    access.keys.loaded.set()
+    return access, key

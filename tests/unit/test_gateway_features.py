@@ -11,7 +11,7 @@ import pytest
 from services.gateway.app import create_app
 from services.gateway.routing import InferenceRouter, affinity_key
 from services.gateway.settings import GatewaySettings
-from tests.unit.fakes import FAKE_MODEL, FakeInferenceEngine, fake_upstreams
+from tests.unit.fakes import FAKE_MODEL, FakeInferenceEngine, fake_access, fake_upstreams
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]
 WEATHER = {
@@ -24,10 +24,12 @@ WEATHER = {
 }
 
 
-def client_for(**upstreams) -> openai.AsyncOpenAI:
-    app = create_app(GatewaySettings(), fake_upstreams(**upstreams))
+def client_for(settings: GatewaySettings | None = None, **upstreams) -> openai.AsyncOpenAI:
+    settings = settings or GatewaySettings()
+    access, key = fake_access(settings)
+    app = create_app(settings, fake_upstreams(**upstreams), access)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
-    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key="unused", http_client=http, max_retries=0)
+    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
 
 
 async def test_logit_bias_logprobs_and_penalties_reach_the_engine() -> None:
@@ -173,7 +175,6 @@ async def test_cache_salt_is_per_tenant_and_can_be_disabled() -> None:
     engine = FakeInferenceEngine()
     await client_for(inference=engine).chat.completions.create(model=FAKE_MODEL, messages=MESSAGES)
     assert len(engine.requests[0].cache_salt) == 32
-    app = create_app(GatewaySettings(cache_salt_per_tenant=False), fake_upstreams(inference=engine))
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
-    await http.post("/v1/chat/completions", json={"model": FAKE_MODEL, "messages": MESSAGES})
+    await client_for(GatewaySettings(cache_salt_per_tenant=False), inference=engine).chat.completions.create(
+        model=FAKE_MODEL, messages=MESSAGES)
     assert engine.requests[1].cache_salt == ""

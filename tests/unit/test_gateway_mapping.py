@@ -11,7 +11,7 @@ import pytest
 from flotilla.v1 import guard_pb2, rag_pb2
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
-from tests.unit.fakes import FAKE_MODEL, FakeGuard, FakeInferenceEngine, FakeRag, fake_upstreams
+from tests.unit.fakes import FAKE_MODEL, FakeGuard, FakeInferenceEngine, FakeRag, fake_access, fake_upstreams
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]
 
@@ -23,13 +23,17 @@ def parts():
 
 @pytest.fixture
 def http(parts):
-    app = create_app(GatewaySettings(max_body_bytes=4096), fake_upstreams(**parts))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    settings = GatewaySettings(max_body_bytes=4096)
+    access, key = fake_access(settings)
+    app = create_app(settings, fake_upstreams(**parts), access)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw",
+                             headers={"authorization": f"Bearer {key}"})
 
 
 @pytest.fixture
 def client(http):
-    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key="unused", http_client=http, max_retries=0)
+    key = http.headers["authorization"].split(" ", 1)[1]
+    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
 
 
 async def test_non_stream_response_schema_and_usage(client, parts) -> None:

@@ -13,7 +13,7 @@ from flotilla.v1 import guard_pb2, rag_pb2
 from services.gateway.app import create_app
 from services.gateway.guard_client import SettingsPolicySource
 from services.gateway.settings import GatewaySettings
-from tests.unit.fakes import FAKE_MODEL, FakeGuard, FakeInferenceEngine, FakeRag, fake_upstreams
+from tests.unit.fakes import FAKE_MODEL, FakeGuard, FakeInferenceEngine, FakeRag, fake_access, fake_upstreams
 
 USER = [{"role": "user", "content": "hello there friend"}]
 POLICIES = {
@@ -30,9 +30,11 @@ def parts():
 
 @pytest.fixture
 def client(parts):
-    app = create_app(GatewaySettings(**POLICIES), fake_upstreams(**parts))
+    settings = GatewaySettings(**POLICIES)
+    access, key = fake_access(settings)
+    app = create_app(settings, fake_upstreams(**parts), access)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
-    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key="unused", http_client=http, max_retries=0)
+    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
 
 
 def rules(policy: guard_pb2.Policy) -> dict[str, tuple[str, float, bool]]:
@@ -70,8 +72,11 @@ async def test_stream_emits_what_the_guard_releases(client, parts) -> None:
 
 async def test_stream_block_midway_ends_with_content_filter_and_error(parts) -> None:
     parts["guard"].block_on = "there"
-    app = create_app(GatewaySettings(), fake_upstreams(**parts))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
+    settings = GatewaySettings()
+    access, key = fake_access(settings)
+    app = create_app(settings, fake_upstreams(**parts), access)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw",
+                                 headers={"authorization": f"Bearer {key}"}) as http:
         r = await http.post("/v1/chat/completions", json={"model": FAKE_MODEL, "messages": USER, "stream": True})
     events = [line.removeprefix("data: ") for line in r.text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
