@@ -6,6 +6,7 @@ flotilla prepare-model   convert the packaged SmolLM2 GGUF into a vLLM-loadable 
 flotilla migrate         apply database migrations to $DATABASE_URL
 flotilla keys …          create / list / revoke API keys
 flotilla usage           usage totals per key and model from the ledger
+flotilla ingest PATH… --store NAME   upload documents into a vector store (through the gateway)
 """
 
 from __future__ import annotations
@@ -221,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--database-url")
     p.set_defaults(func=cmd_migrate)
+    __import__("flotilla.ingest").ingest.add_parser(sub)  # flotilla ingest PATH… --store NAME
     args = parser.parse_args(argv)
     return int(args.func(args))
 
