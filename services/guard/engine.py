@@ -43,9 +43,11 @@ class _Locked:
         self.spans = scanner.spans
         self._lock = threading.Lock()
 
-    def scan(self, text: str) -> list[Match]:
+    def scan(self, text: str, **kwargs) -> list[Match]:
+        if kwargs.get("ner") is False:
+            return self.inner.scan(text, **kwargs)  # patterns only: no lock needed
         with self._lock:
-            return self.inner.scan(text)
+            return self.inner.scan(text, **kwargs)
 
     def hold(self, text: str, start: int = 0) -> int:
         return self.inner.hold(text, start)  # pattern-only: no lock needed

@@ -58,6 +58,14 @@ class OutputStream:
         ]
         self.findings: list[Finding] = []
 
+    def _span_matches(self, window: str, light: bool) -> list:
+        if not light:
+            return self.engine.matches(window, self.policy, self.span_scanners)
+        found = []
+        for s in self.span_scanners:
+            found.extend(s.scan(window, ner=False) if s.name == "pii" else s.scan(window))
+        return found
+
     def _hold(self, c: _Choice) -> int:
         start = max(0, c.released - _CONTEXT)
         hold = len(c.text)
@@ -86,9 +94,11 @@ class OutputStream:
         if hold > c.released and not any(f.action == "block" for f in step.findings):
             ctx = max(0, c.released - _CONTEXT)
             window = c.text[ctx:]
+            # Names are capitalised: the NER pass runs only when the text being released has a capital.
+            light = not any(ch.isupper() for ch in c.text[c.released : hold])
             matches = [
                 m
-                for m in self.engine.matches(window, self.policy, self.span_scanners)
+                for m in self._span_matches(window, light)
                 if m.start + ctx >= c.released and m.end + ctx <= hold
             ]
             fs = decide(matches, index, self.policy)

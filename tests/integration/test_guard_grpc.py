@@ -94,6 +94,9 @@ async def test_stream_over_grpc_redacts_split_secret_and_blocks(guard) -> None:
     assert "".join(r.text for r in replies) == "Use [AWS_ACCESS_KEY_1] to log in."
     replies = await run(["Use AKIAIOSF", "ODNN7EXAMPLE to log in.", ""], "secrets=block")
     assert replies[1].verdict == guard_pb2.VERDICT_BLOCK and "AKIA" not in "".join(r.text for r in replies)
+    replies = await run(["Please ask John", " Smith tomorrow", " about the plan.", ""], "pii=redact")
+    assert "".join(r.text for r in replies) == "Please ask [PERSON_1] tomorrow about the plan."
+    assert replies[0].text == "Please ask " and replies[0].held == len("John")  # a name may be in the making
     replies = await run(["Fine. ", "You worthless idiot, everyone despises you. ", "Bye.", ""], "toxicity=block:0.5")
     assert replies[0].text == "Fine."
     assert guard_pb2.VERDICT_BLOCK in [r.verdict for r in replies] and "idiot" not in "".join(r.text for r in replies)

@@ -97,9 +97,9 @@ class PiiScanner:
             self.analyzer, self.structured = None, StructuredPii(phone_region)
         self._hold_patterns = [*self.structured.patterns, *([_CAPITALISED_TAIL] if self.ner else [])]
 
-    def scan(self, text: str) -> list[Match]:
+    def scan(self, text: str, ner: bool = True) -> list[Match]:
         # Names are capitalised: a text without any capital letter skips the NER pass.
-        if self.analyzer is None or not any(c.isupper() for c in text):
+        if not ner or self.analyzer is None or not any(c.isupper() for c in text):
             return self.structured.scan(text)
         results = self.analyzer.analyze(text=text, language="en")
         return dedupe([Match(_match_type(r.entity_type), r.start, r.end, float(r.score)) for r in results])
