@@ -13,14 +13,13 @@ chunks, context insertion, inference, guard output scan (streamed hold-back incl
 
 from __future__ import annotations
 
-import inspect
 import json
 import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
@@ -236,7 +235,13 @@ def _incomplete_reason(finish: str | None) -> str | None:
 
 @router.post("/v1/responses")
 async def create_response(body: ResponsesRequest, request: Request):
-    tenant = rag_api.tenant_of(request)
+    from services.gateway.access import Accounting, estimate_prompt_tokens
+    from services.gateway.app import _accounted_call, _max_new, _rate_headers, accounted  # no import cycle
+
+    access = request.app.state.access
+    chat: ChatPipeline = request.app.state.chat
+    key = access.authenticate(request)
+    access.check_model(key, body.model)
     check(body)
     messages = chat_messages(body)
     tool = file_search_tool(body)
@@ -256,19 +261,27 @@ async def create_response(body: ResponsesRequest, request: Request):
             score_threshold=ranking.score_threshold or 0.0,
             filters_json=json.dumps(tool.filters) if tool.filters else "", check_stores=True,
         )
-    chat: ChatPipeline = request.app.state.chat
-    per_tenant = {"tenant": tenant} if "tenant" in inspect.signature(chat.prepare).parameters else {}
-    prepared = await chat.prepare(chat_req, request.state.request_id, retrieval=retrieval, **per_tenant)
-    turn.chunks = list(prepared.chunks)
-    if body.stream:
-        events = await chat.open_stream(chat_req, prepared)
-        return StreamingResponse(_stream(turn, events), media_type="text/event-stream",
-                                 headers={**SSE_HEADERS, **prepared.headers})
-    return JSONResponse(await _complete(chat, chat_req, prepared, turn), headers=prepared.headers)
+    acct = Accounting(key, "responses", body.model, request.state.request_id, id=turn.id)
+    prompt = estimate_prompt_tokens([m.text() for m in messages])
+    await access.admit(acct, prompt + _max_new(chat, body.model, body.max_output_tokens, prompt))
+
+    async def run() -> Response:
+        prepared = await chat.prepare(chat_req, acct.request_id, key.tenant_id, acct.id, retrieval=retrieval)
+        turn.chunks = list(prepared.chunks)
+        headers = {**prepared.headers, **_rate_headers(acct)}
+        if body.stream:
+            events = await chat.open_stream(chat_req, prepared, acct)
+            return StreamingResponse(accounted(access, acct, _stream(turn, events)), media_type="text/event-stream",
+                                     headers={**SSE_HEADERS, **headers})
+        return JSONResponse(await _complete(chat, chat_req, prepared, turn, acct), headers=headers)
+
+    return await _accounted_call(access, acct, run)
 
 
-async def _complete(chat: ChatPipeline, chat_req: ChatCompletionRequest, prepared: Prepared, turn: Turn) -> dict:
-    result = await chat.complete(chat_req, prepared)
+async def _complete(
+    chat: ChatPipeline, chat_req: ChatCompletionRequest, prepared: Prepared, turn: Turn, acct: Any = None
+) -> dict:
+    result = await chat.complete(chat_req, prepared, acct)
     choice = result.choices[0]
     turn.usage = {"input_tokens": result.usage.prompt_tokens, "output_tokens": result.usage.completion_tokens}
     text, markers = strip_markers(choice.message.content or "", len(turn.chunks))
