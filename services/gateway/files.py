@@ -53,12 +53,9 @@ async def list_files(
     request: Request, purpose: str | None = None, limit: int | None = None, order: str | None = None,
     after: str | None = None,
 ) -> dict[str, Any]:
-    resp = await rag_api.call(
-        rag_api.rag_stub(request).ListFiles,
-        rag_pb2.ListRequest(tenant_id=rag_api.tenant_of(request), limit=rag_api.check_limit(limit),
-                            order=rag_api.check_order(order), after=after or "", purpose=purpose or ""),
-        rag_api.timeout(request),
-    )
+    msg = rag_pb2.ListRequest(tenant_id=rag_api.tenant_of(request), limit=rag_api.check_limit(limit),
+                              order=rag_api.check_order(order), after=after or "", purpose=purpose or "")
+    resp = await rag_api.call(rag_api.rag_stub(request).ListFiles, msg, rag_api.timeout(request))
     return rag_api.page([file_object(f) for f in resp.files], resp.has_more)
 
 
