@@ -46,5 +46,11 @@ bench-inference: install
 bench-guard: install
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c 0 $(PY) benchmarks/bench_guard.py
 
+## make bench-rag: ingestion chunks/s, retrieval latency and recall@5 vs exact search at 10k/100k chunks, answer
+## grounding on benchmarks/data/rag through the real fleet; JSON in benchmarks/results/rag.json.
+.PHONY: bench-rag
+bench-rag: install
+	$(PY) -m benchmarks.bench_rag $(BENCH_ARGS)
+
 clean-state:
 	rm -rf .flotilla

@@ -17,15 +17,14 @@ import asyncpg
 import numpy as np
 
 from services.rag import filters
-from services.rag.ingest import vector_literal
 
 _HYBRID = """
 WITH vec AS MATERIALIZED (
-    SELECT c.id, c.embedding <=> $5::text::vector AS dist
+    SELECT c.id, c.embedding <=> (SELECT $5::real[]::vector) AS dist
     FROM rag_chunks c
-    WHERE $5::text IS NOT NULL AND c.tenant_id = $2 AND c.vector_store_id = ANY($3::text[])
+    WHERE $5::real[] IS NOT NULL AND c.tenant_id = $2 AND c.vector_store_id = ANY($3::text[])
       AND c.embedding IS NOT NULL AND ($6::text[] IS NULL OR c.file_id = ANY($6::text[]))
-    ORDER BY c.embedding <=> $5::text::vector
+    ORDER BY c.embedding <=> (SELECT $5::real[]::vector)
     LIMIT $4
 ), vr AS (
     SELECT id, row_number() OVER (ORDER BY dist, id) AS r FROM vec
@@ -43,7 +42,7 @@ WITH vec AS MATERIALIZED (
 )
 SELECT c.text, c.filename, c.file_id, c.vector_store_id, c.chunk_index, c.start_char, c.end_char,
        (f.rrf * ($7 + 1) / 2.0)::real AS score,
-       COALESCE(1 - (c.embedding <=> $5::text::vector), 0)::real AS similarity,
+       COALESCE(1 - (c.embedding <=> (SELECT $5::real[]::vector)), 0)::real AS similarity,
        COALESCE(a.attributes::text, '{}') AS attributes
 FROM fused f
 JOIN rag_chunks c ON c.id = f.id
@@ -102,7 +101,7 @@ async def retrieve(
     p = params or RetrievalParams()
     if not store_ids or not query.strip() or k <= 0 or (file_ids is not None and not file_ids):
         return []
-    vec = vector_literal(query_vector) if query_vector is not None else None
+    vec = query_vector.astype(float).tolist() if query_vector is not None else None
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         await conn.execute(
             f"SET LOCAL hnsw.ef_search = {max(int(p.ef_search), 1)}; SET LOCAL hnsw.iterative_scan = relaxed_order"
