@@ -31,11 +31,23 @@ POLICIES = {
     # Threshold 0: every answer scores at least 0 on toxicity, so every stream is blocked at its first sentence.
     "FLOTILLA_GATEWAY_GUARD_OUTPUT_POLICY": "toxicity=block:0",
 }
+RESTORE_POLICIES = {"FLOTILLA_GATEWAY_GUARD_INPUT_POLICY": "injection=block:0.8, pii=redact:0.5:restore"}
 
 
 @pytest.fixture(scope="module")
 def strict_gateway(fleet: DevFleet) -> Iterator[str]:
-    """A second real gateway with its own guard policies, on a free port."""
+    """A second real gateway that restores PII and blocks every answer."""
+    yield from _gateway(fleet, "strict-e2e", POLICIES)
+
+
+@pytest.fixture(scope="module")
+def restore_gateway(fleet: DevFleet) -> Iterator[str]:
+    """A third real gateway that restores PII placeholders (default output policy)."""
+    yield from _gateway(fleet, "restore-e2e", RESTORE_POLICIES)
+
+
+def _gateway(fleet: DevFleet, name: str, policies: dict[str, str]) -> Iterator[str]:
+    """A real gateway process with its own guard policies, on a free port, against the fleet's services."""
     cfg = fleet.config
     port = free_port()
     certs = fleet.certs["gateway"]
@@ -50,24 +62,24 @@ def strict_gateway(fleet: DevFleet) -> Iterator[str]:
         "FLOTILLA_GATEWAY_INFERENCE_TARGETS": f"{cfg.host}:{cfg.ports['inference']}",
         "FLOTILLA_GATEWAY_GUARD_TARGET": f"{cfg.host}:{cfg.ports['guard']}",
         "FLOTILLA_GATEWAY_RAG_TARGET": f"{cfg.host}:{cfg.ports['rag']}",
-        "FLOTILLA_GATEWAY_GUARD_POLICY_NAME": "strict-e2e",
+        "FLOTILLA_GATEWAY_GUARD_POLICY_NAME": name,
         "DATABASE_URL": fleet.database_url or "",
-        **POLICIES,
+        **policies,
     }
-    log = (cfg.home / "logs" / "gateway-strict.log").open("ab")
+    log = (cfg.home / "logs" / f"gateway-{name}.log").open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "services.gateway"], env=env, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None, "strict gateway exited during start-up"
+            assert proc.poll() is None, f"{name} gateway exited during start-up"
             try:
                 if httpx.get(f"http://{cfg.host}:{port}/ready", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, "strict gateway not ready"
+            assert time.monotonic() < deadline, f"{name} gateway not ready"
             time.sleep(0.3)
         yield f"http://{cfg.host}:{port}/v1"
     finally:
@@ -121,19 +133,22 @@ async def test_pii_and_secrets_are_redacted_before_the_model(client, fleet) -> N
     assert secret not in logs and "bob@example.com" not in logs  # never the values
 
 
-async def test_restore_gives_the_caller_back_what_the_model_never_saw(strict, fleet) -> None:
+async def test_restore_gives_the_caller_back_what_the_model_never_saw(restore_gateway, fleet) -> None:
     rid = f"req_e2e_{uuid.uuid4().hex}"
-    resp = await strict.chat.completions.with_raw_response.create(
-        model=MODEL_NAME, max_tokens=24, temperature=0, extra_headers={"x-request-id": rid},
-        messages=[{"role": "system", "content": "Repeat the user's message exactly, nothing else."},
-                  {"role": "user", "content": "Write to alice.jones@example.org"}])
+    client = openai.AsyncOpenAI(base_url=restore_gateway, api_key=fleet.api_key, max_retries=0)
+    resp = await client.chat.completions.create(
+        model=MODEL_NAME, max_tokens=40, temperature=0, extra_headers={"x-request-id": rid},
+        messages=[{"role": "system", "content": "You are a helpful assistant."},
+                  {"role": "user",
+                   "content": "Please write an email signature for Alice Jones, alice.jones@example.org."}])
     (entry,) = [e for e in guard_log(fleet, rid) if e.get("stage") == "input"]
-    assert entry["policy"] == "strict-e2e" and entry["types"] == ["pii.email"]
-    text = resp.parse().choices[0].message.content or ""
-    # The model only ever saw "[EMAIL_1]"; if it repeated it, the caller gets the address back.
-    assert "[EMAIL_1]" not in text
-    if "alice" not in text:
-        pytest.skip(f"the model did not repeat the placeholder: {text!r}")
+    assert entry["policy"] == "restore-e2e" and entry["verdict"] == "redact"
+    assert entry["types"] == ["pii.email", "pii.person"]
+    text = resp.choices[0].message.content or ""
+    # The model only saw "[PERSON_1]" and "[EMAIL_1]" (greedy SmolLM2 echoes the first placeholder): the name in
+    # the answer can only come from the gateway restoring it for the caller.
+    assert "Alice Jones" in text, text
+    assert "[PERSON_1]" not in text and "[EMAIL_1]" not in text
 
 
 async def test_output_block_mid_stream_ends_with_content_filter(strict_gateway, fleet: DevFleet) -> None:
