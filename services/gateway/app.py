@@ -114,9 +114,9 @@ def create_app(
         attach(app, upstreams, access or Access(settings, None))
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                        path_limits=rag_routes.body_limits())
-    app.include_router(moderations.router, dependencies=[Depends(require_key)])
+    app.include_router(moderations.router, dependencies=[Depends(require_key)])  # POST /v1/moderations (guard)
     app.include_router(rag_routes.router)  # Files, Vector Stores, Embeddings, Responses (RAG service)
-    app.include_router(admin.router)  # POST /v1/moderations (the guard's scanners)
+    app.include_router(admin.router)
     install_handlers(app)
 
     @app.get("/health", include_in_schema=False)
