@@ -28,12 +28,12 @@ router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], inclu
 
 class CreateKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, Field(min_length=1, max_length=100)]
-    tenant_id: str | None = None
-    models: list[str] | None = None
-    rpm: Annotated[int | None, Field(ge=1)] = None
-    tpm: Annotated[int | None, Field(ge=1)] = None
-    max_budget_tokens: Annotated[int | None, Field(ge=1)] = None
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
+    tenant_id: Annotated[str | None, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")] = None
+    models: list[Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]] | None = None
+    rpm: Annotated[int | None, Field(ge=1, le=2**31 - 1)] = None
+    tpm: Annotated[int | None, Field(ge=1, le=2**31 - 1)] = None
+    max_budget_tokens: Annotated[int | None, Field(ge=1, le=2**63 - 1)] = None
 
 
 def _pool(request: Request) -> Any:

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 
+import asyncpg
 import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -143,6 +144,12 @@ def install_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405:
             message = "Method not allowed for this URL."
         return OpenAIError(exc.status_code, message, code=None).response()
+
+    @app.exception_handler(asyncpg.DataError)
+    async def _bad_value(_: Request, exc: asyncpg.DataError) -> JSONResponse:
+        # A value Postgres cannot store or compare (a NUL byte, a number out of range): the caller's input.
+        return OpenAIError(400, f"Invalid value in the request ({exc.__class__.__name__}).",
+                           code="invalid_value").response()
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

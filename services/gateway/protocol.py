@@ -337,6 +337,8 @@ class CompletionRequest(OpenAIBaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> CompletionRequest:
+        if isinstance(self.prompt, list) and not self.prompt:
+            raise ValueError("prompt: 'prompt' must not be an empty list.")
         if self.stream_options is not None and not self.stream:
             raise ValueError("stream_options: The 'stream_options' parameter is only allowed when 'stream' is enabled.")
         return self

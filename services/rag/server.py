@@ -53,6 +53,9 @@ def _rpc(fn: Handler[R]) -> Handler[R]:
                         param="filters")
         except BadRequest as exc:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), code=exc.code, param=exc.param)
+        except asyncpg.DataError as exc:  # a value Postgres cannot take (NUL byte, out-of-range number, ...)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"Invalid value: {exc.__class__.__name__}",
+                        code="invalid_value")
         raise AssertionError("unreachable: abort raises")
 
     return wrapper

@@ -127,7 +127,8 @@ async def test_completions_single_and_multiple_prompts() -> None:
 
 
 @pytest.mark.parametrize(("extra", "param"), [({"echo": True}, "echo"), ({"suffix": "end"}, "suffix"),
-                                               ({"best_of": 3}, "best_of"), ({"prompt": [1, 2]}, "prompt")])
+                                               ({"best_of": 3}, "best_of"), ({"prompt": [1, 2]}, "prompt"),
+                                               ({"prompt": []}, "prompt")])
 async def test_completions_refuses_unsupported_options(extra, param) -> None:
     client = client_for()
     with pytest.raises(openai.BadRequestError) as info:
