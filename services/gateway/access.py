@@ -47,6 +47,7 @@ class Accounting:
     guard_verdict: str | None = None
     guard_findings: list[str] = field(default_factory=list)
     done: bool = False
+    guard: Any = None  # the request's GuardSession: its verdict and finding types go to the ledger
 
     def record_scan(self, scan: Any) -> None:
         """Keep the guard's verdict on the output and the finding types (never the text)."""
@@ -154,6 +155,11 @@ class Access:
             self.quotas.settle(acct.reservation, acct.usage.prompt_tokens + acct.usage.completion_tokens)
         if not acct.id:
             return  # refused before anything ran: nothing to bill
+        if acct.guard is not None:
+            rank = {None: -1, "allow": 0, "redact": 1, "block": 2}
+            if rank.get(acct.guard.verdict, -1) > rank.get(acct.guard_verdict, -1):
+                acct.guard_verdict = acct.guard.verdict
+            acct.guard_findings.extend(acct.guard.finding_types)
         self.ledger.record(UsageRow(
             id=acct.id, request_id=acct.request_id, key_id=acct.key.id, tenant_id=acct.key.tenant_id,
             endpoint=acct.endpoint, model=acct.model, prompt_tokens=acct.usage.prompt_tokens,

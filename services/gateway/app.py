@@ -66,6 +66,8 @@ async def _accounted_call(access: Access, acct: Accounting, run: Callable[[], Aw
         return response
     except OpenAIError as exc:
         acct.status = exc.status
+        if exc.code == "content_policy_violation":
+            acct.guard_verdict = "block"
         raise
     except BaseException:
         acct.status = 500
@@ -180,6 +182,7 @@ def create_app(
 
         async def run() -> Response:
             prepared = await chat.prepare(body, acct.request_id, key.tenant_id, acct.id)
+            acct.guard = prepared.guard
             headers = {**prepared.headers, **_rate_headers(acct)}
             if body.stream:
                 events = await chat.open_stream(body, prepared, acct)

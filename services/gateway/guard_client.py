@@ -81,6 +81,9 @@ class GuardSession:
     policies: GuardPolicies
     restore: dict[str, str] = field(default_factory=dict)  # placeholder → the caller's value, this request only
     dropped_chunks: int = 0
+    # For the usage ledger: the strictest verdict of this request's scans and the finding types (never text).
+    verdict: str | None = None
+    finding_types: set[str] = field(default_factory=set)
 
     def _request(self, stage: Stage, texts: list[str], restore: bool = False) -> guard_pb2.ScanRequest:
         req = guard_pb2.ScanRequest(request_id=self.request_id, tenant_id=self.settings.tenant_id, texts=texts)
@@ -93,9 +96,19 @@ class GuardSession:
 
     async def _call(self, rpc: str, request: guard_pb2.ScanRequest) -> guard_pb2.ScanResponse:
         try:
-            return await getattr(self.stub, rpc)(request, timeout=self.settings.guard_timeout_s)
+            resp = await getattr(self.stub, rpc)(request, timeout=self.settings.guard_timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise from_grpc(exc, "guard") from None
+        self._note(resp)
+        return resp
+
+    def _note(self, resp: guard_pb2.ScanResponse) -> None:
+        rank = {None: -1, "allow": 0, "redact": 1, "block": 2}
+        verdict = {guard_pb2.VERDICT_ALLOW: "allow", guard_pb2.VERDICT_REDACT: "redact",
+                   guard_pb2.VERDICT_BLOCK: "block"}.get(resp.verdict)
+        if rank[verdict] > rank[self.verdict]:
+            self.verdict = verdict
+        self.finding_types.update(f.type for f in resp.findings)
 
     async def scan_input(self, texts: list[str]) -> list[str]:
         """The texts the model may see: raises the OpenAI error on block, returns redacted texts."""

@@ -112,6 +112,7 @@ async def test_rpm_holds_across_three_gateways_and_the_ledger_counts_each_once(f
     rows = await wait_rows(fleet, "rpm-e2e", 6)
     assert len(rows) == 6 and len({r["id"] for r in rows}) == 6
     assert all(r["status"] == 200 and r["completion_tokens"] <= 2 and r["prompt_tokens"] > 0 for r in rows)
+    assert all(r["guard_verdict"] in ("allow", "redact") for r in rows)  # the guard's verdict is audited
     usage = cli(fleet, "usage", "--key", "rpm-e2e")
     assert "rpm-e2e" in usage and " 6 " in usage
 
