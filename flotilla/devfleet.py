@@ -9,6 +9,7 @@ gRPC health check answers SERVING over mTLS and the gateway reports ready.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,7 @@ class DevFleet:
         self.certs: dict[str, TLSFiles] = {}
         self.log_dir = config.home / "logs"
         self.api_key = ""  # the dev key `make run` prints (kept in $home/dev-api-key)
+        self.env: dict[str, str] = {}  # the environment the services were started with
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -109,7 +112,7 @@ class DevFleet:
         self.database_url = cfg.database_url or self._start_postgres()
         asyncio.run(migrate(self.database_url))
         self.api_key = asyncio.run(self._dev_key())
-        env = self._service_env(model_dir)
+        env = self.env = self._service_env(model_dir)
         try:
             for name, service, port in cfg.processes():
                 if service == "gateway":
@@ -277,8 +280,8 @@ class DevFleet:
 
         asyncio.run(check_all())
 
-    def _wait_gateway_ready(self) -> None:
-        url = f"http://{self.config.host}:{self.config.ports['gateway']}/ready"
+    def _wait_gateway_ready(self, name: str = "gateway", port: int | None = None) -> None:
+        url = f"http://{self.config.host}:{port or self.config.ports['gateway']}/ready"
         deadline = time.monotonic() + 60
         while True:
             self._check_alive()
@@ -288,8 +291,25 @@ class DevFleet:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise FleetError(f"gateway not ready:\n{self.log_tail('gateway')}")
+                raise FleetError(f"{name} not ready:\n{self.log_tail(name)}")
             time.sleep(0.3)
+
+    @contextlib.contextmanager
+    def extra_gateway(self, name: str, port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+        """Another gateway process against this fleet's services (a second replica, or one with other
+        settings); yields its base URL once ready and stops it afterwards."""
+        self._spawn(name, "gateway", {**self.env, "FLOTILLA_GATEWAY_PORT": str(port), **(env or {})})
+        try:
+            self._wait_gateway_ready(name, port)
+            yield f"http://{self.config.host}:{port}"
+        finally:
+            proc = self.procs.pop(name)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                pass
+            self._kill_group(proc)
 
     @staticmethod
     def _kill_group(proc: subprocess.Popen[bytes]) -> None:

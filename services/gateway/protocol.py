@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
 class OpenAIBaseModel(BaseModel):
@@ -101,6 +101,16 @@ class StreamOptions(OpenAIBaseModel):
 _NOT_YET = ("functions", "function_call", "audio", "modalities", "prediction", "web_search_options")
 
 
+def _stop_list(v: str | list[str] | None) -> list[str] | None:
+    """OpenAI accepts one stop string or a list; downstream always sees a list."""
+    if v is None:
+        return None
+    return [v] if isinstance(v, str) else v
+
+
+StopParam = Annotated[str | Annotated[list[str], Field(max_length=4)] | None, AfterValidator(_stop_list)]
+
+
 class ChatCompletionRequest(OpenAIBaseModel):
     model: str
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
@@ -109,7 +119,7 @@ class ChatCompletionRequest(OpenAIBaseModel):
     n: Annotated[int | None, Field(ge=1, le=128)] = 1
     max_tokens: Annotated[int | None, Field(ge=1)] = None
     max_completion_tokens: Annotated[int | None, Field(ge=1)] = None
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    stop: StopParam = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     seed: int | None = None
@@ -136,13 +146,6 @@ class ChatCompletionRequest(OpenAIBaseModel):
     web_search_options: dict[str, Any] | None = None
     # Flotilla extension (send with the SDK's ``extra_body``): retrieve context from these vector stores.
     vector_store_ids: list[str] | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _stop_list(cls, v: str | list[str] | None) -> list[str] | None:
-        if v is None:
-            return None
-        return [v] if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _check(self) -> ChatCompletionRequest:
@@ -320,20 +323,13 @@ class CompletionRequest(OpenAIBaseModel):
     logprobs: Annotated[int | None, Field(ge=0, le=5)] = None
     echo: bool | None = False
     suffix: str | None = None
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    stop: StopParam = None
     presence_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
     frequency_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
     seed: int | None = None
     logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
     user: str | None = None
     best_of: Annotated[int | None, Field(ge=1)] = None
-
-    @field_validator("stop")
-    @classmethod
-    def _stop_list(cls, v: str | list[str] | None) -> list[str] | None:
-        if v is None:
-            return None
-        return [v] if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _check(self) -> CompletionRequest:

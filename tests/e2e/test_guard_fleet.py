@@ -9,11 +9,6 @@ asserted exactly; verdicts, finish reasons, headers and the guard's own logs are
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -48,47 +43,9 @@ def restore_gateway(fleet: DevFleet) -> Iterator[str]:
 
 def _gateway(fleet: DevFleet, name: str, policies: dict[str, str]) -> Iterator[str]:
     """A real gateway process with its own guard policies, on a free port, against the fleet's services."""
-    cfg = fleet.config
-    port = free_port()
-    certs = fleet.certs["gateway"]
-    env = {
-        **os.environ,
-        "FLOTILLA_HOME": str(cfg.home),
-        "FLOTILLA_GATEWAY_HOST": cfg.host,
-        "FLOTILLA_GATEWAY_PORT": str(port),
-        "FLOTILLA_GATEWAY_TLS_CA": str(certs.ca),
-        "FLOTILLA_GATEWAY_TLS_CERT": str(certs.cert),
-        "FLOTILLA_GATEWAY_TLS_KEY": str(certs.key),
-        "FLOTILLA_GATEWAY_INFERENCE_TARGETS": f"{cfg.host}:{cfg.ports['inference']}",
-        "FLOTILLA_GATEWAY_GUARD_TARGET": f"{cfg.host}:{cfg.ports['guard']}",
-        "FLOTILLA_GATEWAY_RAG_TARGET": f"{cfg.host}:{cfg.ports['rag']}",
-        "FLOTILLA_GATEWAY_GUARD_POLICY_NAME": name,
-        "DATABASE_URL": fleet.database_url or "",
-        **policies,
-    }
-    log = (cfg.home / "logs" / f"gateway-{name}.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "services.gateway"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    log.close()
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"{name} gateway exited during start-up"
-            try:
-                if httpx.get(f"http://{cfg.host}:{port}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"{name} gateway not ready"
-            time.sleep(0.3)
-        yield f"http://{cfg.host}:{port}/v1"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with fleet.extra_gateway(f"gateway-{name}", free_port(),
+                             {"FLOTILLA_GATEWAY_GUARD_POLICY_NAME": name, **policies}) as url:
+        yield f"{url}/v1"
 
 
 @pytest.fixture

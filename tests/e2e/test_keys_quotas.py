@@ -5,8 +5,8 @@ every request — streamed, cut short, refused — is in the ledger exactly once
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -33,47 +33,14 @@ def cli(fleet: DevFleet, *args: str) -> str:
 @pytest.fixture(scope="module")
 def gateways(fleet: DevFleet) -> Iterator[list[str]]:
     """Three more gateway processes, like three replicas of the gateway Deployment."""
-    cfg, certs = fleet.config, fleet.certs["gateway"]
-    procs, urls = [], []
-    for i in range(3):
-        port = free_port()
-        env = {
-            **os.environ, "FLOTILLA_HOME": str(cfg.home), "DATABASE_URL": fleet.database_url or "",
-            "FLOTILLA_GATEWAY_HOST": cfg.host, "FLOTILLA_GATEWAY_PORT": str(port),
-            "FLOTILLA_GATEWAY_TLS_CA": str(certs.ca), "FLOTILLA_GATEWAY_TLS_CERT": str(certs.cert),
-            "FLOTILLA_GATEWAY_TLS_KEY": str(certs.key),
-            "FLOTILLA_GATEWAY_INFERENCE_TARGETS": ",".join(f"{cfg.host}:{p}" for p in cfg.inference_ports),
-            "FLOTILLA_GATEWAY_GUARD_TARGET": f"{cfg.host}:{cfg.ports['guard']}",
-            "FLOTILLA_GATEWAY_RAG_TARGET": f"{cfg.host}:{cfg.ports['rag']}",
-            "FLOTILLA_GATEWAY_ADMIN_KEY": "e2e-admin-secret",
-            "FLOTILLA_GATEWAY_LEDGER_SPOOL": str(cfg.home / f"spool-{i}.jsonl"),
-        }
-        log = (cfg.home / "logs" / f"gateway-quota-{i}.log").open("ab")
-        procs.append(subprocess.Popen([sys.executable, "-m", "services.gateway"], env=env, stdout=log,
-                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
-        log.close()
-        urls.append(f"http://{cfg.host}:{port}")
-    try:
-        for url, proc in zip(urls, procs, strict=True):
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, "a gateway exited during start-up"
-                try:
-                    if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline
-                time.sleep(0.3)
-        yield urls
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.ExitStack() as stack:
+        yield [
+            stack.enter_context(fleet.extra_gateway(f"gateway-quota-{i}", free_port(), {
+                "FLOTILLA_GATEWAY_ADMIN_KEY": "e2e-admin-secret",
+                "FLOTILLA_GATEWAY_LEDGER_SPOOL": str(fleet.config.home / f"spool-{i}.jsonl"),
+            }))
+            for i in range(3)
+        ]
 
 
 async def ledger_rows(fleet: DevFleet, key_name: str) -> list[asyncpg.Record]:
