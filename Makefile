@@ -52,5 +52,21 @@ bench-guard: install
 bench-rag: install
 	$(PY) -m benchmarks.bench_rag $(BENCH_ARGS)
 
+## make loadtest: Locust against a running fleet (make run in another terminal), headless. CSV, Locust's HTML report,
+## summary.json and PNG plots in loadtests/results/<timestamp>/; exits non-zero when loadtests/slo.yaml is violated.
+##   make loadtest USERS=8 SPAWN_RATE=2 RUN_TIME=2m PROFILE=StreamingChatUser WORKERS=2 LOADTEST_HOST=http://…
+##   make loadtest LOADTEST_ARGS="--sweep 1,8,32 --no-slo"    # more options: python -m loadtests.run --help
+LOADTEST_HOST ?= http://127.0.0.1:8000
+USERS ?= 4
+SPAWN_RATE ?= 1
+RUN_TIME ?= 60s
+PROFILE ?= MixedUser
+WORKERS ?= 0
+SLO ?= loadtests/slo.yaml
+.PHONY: loadtest
+loadtest: install
+	$(PY) -m loadtests.run --host $(LOADTEST_HOST) --users $(USERS) --spawn-rate $(SPAWN_RATE) \
+		--run-time $(RUN_TIME) --profile $(PROFILE) --workers $(WORKERS) --slo $(SLO) $(LOADTEST_ARGS)
+
 clean-state:
 	rm -rf .flotilla
