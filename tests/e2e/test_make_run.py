@@ -4,6 +4,7 @@ stops everything — services, vLLM engine processes, embedded Postgres — on S
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import psutil
 import pytest
 from openai import OpenAI
 
-from tests.conftest import MODEL_NAME, free_port
+from tests.conftest import MODEL_NAME, free_port, pg_dir
 
 pytestmark = pytest.mark.fleet
 
@@ -30,7 +31,9 @@ def test_flotilla_run_serves_and_stops_cleanly(tmp_path: Path, model_dir: Path) 
     ports = {name: free_port() for name in ("gateway", "inference", "guard", "rag")}
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # embedded Postgres, like make run
     env.update({f"FLOTILLA_{name.upper()}_PORT": str(port) for name, port in ports.items()})
-    env.update({"FLOTILLA_HOME": str(tmp_path / "home"), "FLOTILLA_INFERENCE_MODEL": str(model_dir)})
+    home = pg_dir("run")  # holds the embedded Postgres: outside pytest's tree (see pg_dir)
+    env.update({"FLOTILLA_HOME": str(home), "FLOTILLA_INFERENCE_MODEL": str(model_dir),
+                "FLOTILLA_INFERENCE_METRICS_PORT": str(free_port())})
     log = (tmp_path / "run.log").open("w+")
     proc = subprocess.Popen([sys.executable, "-m", "flotilla.cli", "run"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, text=True)
@@ -44,7 +47,7 @@ def test_flotilla_run_serves_and_stops_cleanly(tmp_path: Path, model_dir: Path) 
         base_url = f"http://127.0.0.1:{ports['gateway']}/v1"
         assert base_url in printed and "from openai import OpenAI" in printed
 
-        key = (tmp_path / "home" / "dev-api-key").read_text().strip()
+        key = (home / "dev-api-key").read_text().strip()
         assert f'api_key="{key}"' in printed  # the snippet printed is ready to paste
         client = OpenAI(base_url=base_url, api_key=key, max_retries=0)
         reply = client.chat.completions.create(
@@ -56,7 +59,7 @@ def test_flotilla_run_serves_and_stops_cleanly(tmp_path: Path, model_dir: Path) 
         assert reply.choices[0].message.content.strip()
 
         tree = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
-        postmaster = int((tmp_path / "home" / "pgdata" / "postmaster.pid").read_text().split()[0])
+        postmaster = int((home / "pgdata" / "postmaster.pid").read_text().split()[0])
         assert len(tree) >= 4 and _alive(postmaster)
 
         proc.send_signal(signal.SIGTERM)
@@ -64,8 +67,9 @@ def test_flotilla_run_serves_and_stops_cleanly(tmp_path: Path, model_dir: Path) 
         time.sleep(1)
         left = [pid for pid in [*tree, postmaster] if _alive(pid)]
         assert left == [], f"processes left behind: {left}"
-        assert not (tmp_path / "home" / "pgdata" / "postmaster.pid").exists()  # Postgres shut down cleanly
+        assert not (home / "pgdata" / "postmaster.pid").exists()  # Postgres shut down cleanly
     finally:
         if proc.poll() is None:
             proc.kill()
         log.close()
+        shutil.rmtree(home, ignore_errors=True)

