@@ -60,6 +60,8 @@ class FakeInferenceEngine:
     calls: list[FakeCall] = field(default_factory=list)
     reply: str | None = None
     unavailable: bool = False  # answer every call with UNAVAILABLE, like a replica that went away
+    # With tools.auto, the last delta carries these calls (as the replica's tool parser would) and no text.
+    auto_tool_calls: list[inference_pb2.ToolCall] = field(default_factory=list)
 
     def Generate(self, request: inference_pb2.GenerateRequest, timeout: float | None = None) -> FakeCall:
         self.requests.append(request)
@@ -83,6 +85,9 @@ class FakeInferenceEngine:
                     finish = ("stop" if limit >= len(words) else "length") if last else ""
                     text = word if i == 0 else " " + word
                     delta = inference_pb2.TextDelta(index=index, text=text, finish_reason=finish, token_count=1)
+                    if last and request.tools.auto and self.auto_tool_calls:
+                        delta.tool_calls.extend(self.auto_tool_calls)
+                        delta.finish_reason = "tool_calls"
                     if request.sampling.HasField("logprobs"):
                         top = [inference_pb2.TopLogprob(token=f"alt{k}", logprob=-1.0 - k)
                                for k in range(request.sampling.logprobs)]

@@ -179,3 +179,17 @@ async def test_cache_salt_is_per_tenant_and_can_be_disabled() -> None:
     await client_for(GatewaySettings(cache_salt_per_tenant=False), inference=engine).chat.completions.create(
         model=FAKE_MODEL, messages=MESSAGES)
     assert engine.requests[1].cache_salt == ""
+
+
+async def test_auto_tool_calls_parsed_by_the_replica_reach_the_client() -> None:
+    from flotilla.v1 import inference_pb2
+
+    call = inference_pb2.ToolCall(id="call_1", name="get_weather", arguments='{"city": "Rome"}')
+    engine = FakeInferenceEngine(auto_tool_calls=[call])
+    client = client_for(inference=engine)
+    resp = await client.chat.completions.create(model=FAKE_MODEL, messages=MESSAGES, tools=[WEATHER])
+    assert resp.choices[0].finish_reason == "tool_calls"
+    assert resp.choices[0].message.tool_calls[0].function.name == "get_weather"
+    stream = await client.chat.completions.create(model=FAKE_MODEL, messages=MESSAGES, tools=[WEATHER], stream=True)
+    calls = [tc async for c in stream if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert calls and json.loads(calls[0].function.arguments) == {"city": "Rome"}
