@@ -48,7 +48,7 @@ class FleetConfig:
     ports: dict[str, int] = field(default_factory=lambda: {s: _env_port(s) for s in DEFAULT_PORTS})
     model_dir: Path | None = None  # default: $home/models/SmolLM2-135M-Instruct (prepared on first start)
     database_url: str | None = None  # default: $DATABASE_URL, else embedded Postgres under $home/pgdata
-    startup_timeout_s: float = 300.0
+    startup_timeout_s: float = 600.0  # two vLLM engines on a busy 2-core machine can take minutes
     env: dict[str, str] = field(default_factory=dict)  # extra environment for every service
     extra_inference_ports: list[int] = field(default_factory=list)  # more inference replicas of the same model
     # /metrics port per process ("inference", "inference-1", ...); unset: the service default (0 disables)
