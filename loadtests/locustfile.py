@@ -350,7 +350,8 @@ class FlotillaUser(User):
                     return ""
             return _model["id"]
 
-    def _record(self, sample: Sample) -> Sample:
+    def _record(self, sample: Sample, prompt_id: str = "") -> Sample:
+        sample.prompt_id = prompt_id
         fire(self.environment, sample)
         self.backoff = sample.status == 0
         return sample
@@ -368,11 +369,13 @@ class FlotillaUser(User):
         raise StopUser()
 
     def _unique(self, text: str) -> str:
-        """Real prompts are rarely repeats; ours are 50. A tag at the start keeps vLLM's prefix cache from
-        serving repeats (only the chat template's own prefix stays shared, as in real traffic)."""
+        """Real prompts are rarely repeats; ours are 50. A ticket number at the start keeps vLLM's prefix cache
+        from serving repeats (only the chat template's own prefix stays shared, as in real traffic). A bracketed
+        hex tag looked like a prompt-injection marker to the guard's classifier on a few prompts; this plain
+        form was never flagged (200 draws over the whole set through /v1/moderations)."""
         if self.opts and self.opts.cacheable_prompts:
             return text
-        return f"[{self.rng.getrandbits(40):010x}] {text}"
+        return f"Ticket {self.rng.randrange(10**7):07d}: {text}"
 
     def _chat_body(self, text: str, max_tokens: int) -> dict[str, Any]:
         return {"model": self.model, "messages": [{"role": "user", "content": self._unique(text)}],
@@ -387,13 +390,13 @@ class FlotillaUser(User):
     def chat_stream(self) -> None:
         p = self._prompt()
         self._record(stream(self.http, "/v1/chat/completions",  # type: ignore[arg-type]
-                            self._chat_body(p.text, p.capped(self.opts.max_tokens)), "chat.stream"))
+                            self._chat_body(p.text, p.capped(self.opts.max_tokens)), "chat.stream"), p.id)
 
     @one_request
     def chat(self) -> None:
         p = self._prompt()
         self._record(request(self.http, "/v1/chat/completions",  # type: ignore[arg-type]
-                             self._chat_body(p.text, p.capped(self.opts.max_tokens)), "chat"))
+                             self._chat_body(p.text, p.capped(self.opts.max_tokens)), "chat"), p.id)
 
     @one_request
     def completions_stream(self) -> None:
@@ -406,7 +409,7 @@ class FlotillaUser(User):
         sample = stream(self.http, "/v1/completions", body, "completions.stream")  # type: ignore[arg-type]
         if self._missing("completions.stream", sample):
             self._leave("completions.stream")
-        self._record(sample)
+        self._record(sample, p.id)
 
     @one_request
     def embeddings(self) -> None:
@@ -426,12 +429,13 @@ class FlotillaUser(User):
         store = self._vector_store()
         if not store:
             self._leave("rag.stream")
-        body = self._chat_body(self.rng.choice(prompts.rag_questions()), self.opts.max_tokens or 96)
+        n = self.rng.randrange(len(prompts.rag_questions()))
+        body = self._chat_body(prompts.rag_questions()[n], self.opts.max_tokens or 96)
         body["vector_store_ids"] = [store]
         sample = stream(self.http, "/v1/chat/completions", body, "rag.stream")  # type: ignore[arg-type]
         if sample.ok and not sample.rag_chunks:
             sample.ok, sample.error = False, "no x-flotilla-rag-chunks: nothing was retrieved"
-        self._record(sample)
+        self._record(sample, f"rag-{n:02d}")
 
     # -- RAG: one vector store per process, found or built once ------------------------------------------
 

@@ -38,6 +38,7 @@ class Sample:
     items: int = 0  # embeddings: vectors returned
     finish_reason: str = ""
     rag_chunks: int | None = None  # x-flotilla-rag-chunks, when the gateway sent it
+    prompt_id: str = ""  # which prompt of the bundled set (data/prompts.jsonl) was sent
 
     @property
     def t_end(self) -> float:

@@ -19,6 +19,7 @@ class FakeGateway:
         self.counts: dict[str, int] = {}
         self.stores: dict[str, dict[str, Any]] = {}
         self.files = 0
+        self.seen: list[str] = []  # the prompt text of every chat/completions request
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -118,6 +119,7 @@ class FakeGateway:
                     return self._error(404, "Unknown request URL. Please check the URL and method.", None)
                 body = json.loads(raw)
                 n = fake._count(path)
+                fake.seen.append(body["messages"][-1]["content"] if "messages" in body else body.get("prompt", ""))
                 if fake.fail_every and n % fake.fail_every == 0:
                     return self._error(503, "The inference service is unavailable; retry shortly.",
                                        "service_unavailable")

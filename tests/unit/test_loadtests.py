@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -240,7 +241,16 @@ def test_headless_mixed_run_reports_plots_and_passes(tmp_path: Path) -> None:
                        "--run-time", "3s", "--stop-timeout", "10", "--slo", str(lenient(tmp_path)),
                        "--out", str(out), "--max-tokens", "6", "--loglevel", "WARNING"])
         store_builds = len(fake.stores)
+        seen = list(fake.seen)
     assert rc == 0
+    # every prompt is made unique (prefix cache) and each sample names the bundled prompt it sent
+    assert seen and all(re.match(r"Ticket \d{7}: ", text) for text in seen)
+    ids = {p.id for p in prompts.prompts()}
+    for s in requests_in(out):
+        if s["endpoint"] in ("chat.stream", "chat", "completions.stream"):
+            assert s["prompt_id"] in ids
+        elif s["endpoint"] == "rag.stream":
+            assert s["prompt_id"].startswith("rag-")
     assert sum(fake.counts.values()) == sum(1 for s in requests_in(out) if s["endpoint"] != "embeddings")
     for name in ("report.html", "locust_stats.csv", "locust_stats_history.csv", "samples.jsonl", "summary.json",
                  "meta.json", "throughput.png", "ttft.png", "latency_cdf.png"):
