@@ -48,6 +48,12 @@ bench-guard: install
 
 ## make bench-rag: ingestion chunks/s, retrieval latency and recall@5 vs exact search at 10k/100k chunks, answer
 ## grounding on benchmarks/data/rag through the real fleet; JSON in benchmarks/results/rag.json.
+## make bench-gateway: the gateway's added latency (auth + quotas + ledger) at fixed request rates against a
+## benchmark fake inference server that answers instantly, and its max RPS on one core; JSON + PNG in benchmarks/results.
+.PHONY: bench-gateway
+bench-gateway: install
+	$(PY) -m benchmarks.bench_gateway $(BENCH_ARGS)
+
 .PHONY: bench-rag
 bench-rag: install
 	$(PY) -m benchmarks.bench_rag $(BENCH_ARGS)

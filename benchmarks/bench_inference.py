@@ -1,8 +1,9 @@
 """``make bench-inference``: the fleet against raw vLLM on the same model, settings and workload.
 
 In one run: vLLM's own OpenAI server (``python -m vllm.entrypoints.openai.api_server``) and then the
-Flotilla fleet (gateway → guard → inference over mTLS, one replica) are started on the same model with the
-same engine settings, one after the other (they would compete for the same CPU cores otherwise), and
+Flotilla fleet (gateway → guard → inference over mTLS, one replica) — once as deployed, once with the guard
+turned off (the gateway and routing alone) — are started on the same model with the same engine settings, one
+after the other (they would compete for the same CPU cores otherwise), and
 driven with the same streaming workload at each concurrency level. Prints requests/s, output tokens/s,
 TTFT p50/p95 and inter-token latency p50 for both, and the fleet/raw ratios. Targets: throughput ratio
 ≥ 0.97, TTFT added ≤ 5 ms at p50. Writes ``benchmarks/results/inference.json`` and ``inference.png``.
@@ -82,7 +83,7 @@ def run_workload(base_url: str, levels: list[int], per_level: int, max_tokens: i
     return [asyncio.run(run_level(base_url, MODEL, c, max(per_level, c * 2), max_tokens)) for c in levels]
 
 
-def plot(raw: list[dict], fleet: list[dict], path: Path) -> None:
+def plot(raw: list[dict], fleet: list[dict], bare: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,6 +93,9 @@ def plot(raw: list[dict], fleet: list[dict], path: Path) -> None:
     xs = [r["concurrency"] for r in raw]
     axes[0].plot(xs, [r["output_tokens_per_s"] for r in raw], "o-", label="raw vLLM")
     axes[0].plot(xs, [r["output_tokens_per_s"] for r in fleet], "s--", label="Flotilla fleet")
+    if bare:
+        axes[0].plot(xs, [r["output_tokens_per_s"] for r in bare], "^-.", label="fleet, guard off")
+        axes[1].plot(xs, [r["ttft_p50_ms"] for r in bare], "^-.", label="fleet, guard off p50")
     axes[0].set(xlabel="concurrent streams", ylabel="output tokens/s", title="Throughput")
     axes[1].plot(xs, [r["ttft_p50_ms"] for r in raw], "o-", label="raw vLLM p50")
     axes[1].plot(xs, [r["ttft_p50_ms"] for r in fleet], "s--", label="fleet p50")
@@ -112,6 +116,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=32, help="requests per level (at least 2x concurrency)")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--max-model-len", type=int, default=2048)
+    parser.add_argument("--skip-no-guard", action="store_true",
+                        help="skip the second fleet run with the guard turned off (gateway + routing cost alone)")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
@@ -129,24 +135,24 @@ def main() -> int:
     finally:
         stop(raw_proc)
 
-    print("Flotilla fleet ...", flush=True)
-    config = FleetConfig(
-        home=work / "fleet",
-        ports={name: free_port() for name in ("gateway", "inference", "guard", "rag")},
-        model_dir=model_dir,
-        env={"FLOTILLA_INFERENCE_MAX_MODEL_LEN": str(args.max_model_len)},
-        metrics_ports={"inference": 0},
-    )
-    with DevFleet(config):
-        fleet = run_workload(config.base_url.removesuffix("/v1"), levels, args.requests, args.max_tokens)
+    def run_fleet(name: str, guard: bool) -> list[dict]:
+        print(f"Flotilla fleet ({name}) ...", flush=True)
+        config = FleetConfig(
+            home=work / name,
+            ports={name: free_port() for name in ("gateway", "inference", "guard", "rag")},
+            model_dir=model_dir,
+            env={"FLOTILLA_INFERENCE_MAX_MODEL_LEN": str(args.max_model_len),
+                 "FLOTILLA_GATEWAY_GUARD_ENABLED": str(guard).lower()},
+            metrics_ports={"inference": 0},
+        )
+        with DevFleet(config):
+            return run_workload(config.base_url.removesuffix("/v1"), levels, args.requests, args.max_tokens)
 
-    rows = []
-    print(f"\n{'conc':>4} {'':>6} {'req/s':>7} {'tok/s':>8} {'TTFT p50':>9} {'TTFT p95':>9} {'ITL p50':>8}")
-    for r, f in zip(raw, fleet, strict=True):
-        for name, x in (("raw", r), ("fleet", f)):
-            print(f"{x['concurrency']:>4} {name:>6} {x['requests_per_s']:>7.2f} {x['output_tokens_per_s']:>8.1f} "
-                  f"{x['ttft_p50_ms']:>7.1f}ms {x['ttft_p95_ms']:>7.1f}ms {x['itl_p50_ms']:>6.1f}ms")
-        ratio = {
+    fleet = run_fleet("fleet", guard=True)
+    bare = run_fleet("fleet-no-guard", guard=False) if not args.skip_no_guard else []
+
+    def ratios(r: dict, f: dict) -> dict:
+        return {
             "concurrency": r["concurrency"],
             "throughput_ratio": f["output_tokens_per_s"] / r["output_tokens_per_s"],
             "requests_ratio": f["requests_per_s"] / r["requests_per_s"],
@@ -154,16 +160,28 @@ def main() -> int:
             "ttft_added_p95_ms": f["ttft_p95_ms"] - r["ttft_p95_ms"],
             "itl_ratio_p50": f["itl_p50_ms"] / r["itl_p50_ms"] if r["itl_p50_ms"] else float("nan"),
         }
-        rows.append(ratio)
-        print(f"{'':>4} {'ratio':>6} throughput {ratio['throughput_ratio']:.3f} (target >= 0.97), "
-              f"TTFT added p50 {ratio['ttft_added_p50_ms']:+.1f} ms (target <= 5 ms)")
+
+    rows, rows_bare = [], []
+    print(f"\n{'conc':>4} {'':>14} {'req/s':>7} {'tok/s':>8} {'TTFT p50':>9} {'TTFT p95':>9} {'ITL p50':>8}")
+    for i, (r, f) in enumerate(zip(raw, fleet, strict=True)):
+        runs = [("raw", r), ("fleet", f)] + ([("fleet no guard", bare[i])] if bare else [])
+        for name, x in runs:
+            print(f"{x['concurrency']:>4} {name:>14} {x['requests_per_s']:>7.2f} {x['output_tokens_per_s']:>8.1f} "
+                  f"{x['ttft_p50_ms']:>7.1f}ms {x['ttft_p95_ms']:>7.1f}ms {x['itl_p50_ms']:>6.1f}ms")
+        for label, run, out in (("fleet/raw", f, rows), ("no-guard/raw", bare[i] if bare else None, rows_bare)):
+            if run is None:
+                continue
+            ratio = ratios(r, run)
+            out.append(ratio)
+            print(f"{'':>4} {label:>14} throughput {ratio['throughput_ratio']:.3f} (target >= 0.97), "
+                  f"TTFT added p50 {ratio['ttft_added_p50_ms']:+.1f} ms (target <= 5 ms)")
     payload = {
         "machine": machine(), "model": MODEL, "max_tokens": args.max_tokens, "levels": levels,
-        "raw_vllm": raw, "fleet": fleet, "ratios": rows,
+        "raw_vllm": raw, "fleet": fleet, "fleet_no_guard": bare, "ratios": rows, "ratios_no_guard": rows_bare,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     print(f"\nwrote {write_json('inference', payload)}")
-    plot(raw, fleet, RESULTS / "inference.png")
+    plot(raw, fleet, bare, RESULTS / "inference.png")
     print(f"wrote {RESULTS / 'inference.png'}")
     return 0
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66lotilla/v1/inference.proto\x12\x0b\x66lotilla.v1\":\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\":\n\x0c\x43hatMessages\x12*\n\x08messages\x18\x01 \x03(\x0b\x32\x18.flotilla.v1.ChatMessage\"\xdf\x03\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x04 \x03(\t\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x03\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x06 \x01(\x02H\x04\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x07 \x01(\x02H\x05\x88\x01\x01\x12\t\n\x01n\x18\x08 \x01(\r\x12>\n\nlogit_bias\x18\t \x03(\x0b\x32*.flotilla.v1.SamplingParams.LogitBiasEntry\x12\x15\n\x08logprobs\x18\n \x01(\rH\x06\x88\x01\x01\x12\x13\n\x0bjson_schema\x18\x0b \x01(\t\x12\x13\n\x0bjson_object\x18\x0c \x01(\x08\x1a\x30\n\x0eLogitBiasEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x0b\n\t_logprobs\",\n\x08ToolSpec\x12\x12\n\ntools_json\x18\x01 \x01(\t\x12\x0c\n\x04\x61uto\x18\x02 \x01(\x08\"\xf6\x01\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12)\n\x04\x63hat\x18\x03 \x01(\x0b\x32\x19.flotilla.v1.ChatMessagesH\x00\x12\x10\n\x06prompt\x18\x04 \x01(\tH\x00\x12-\n\x08sampling\x18\x05 \x01(\x0b\x32\x1b.flotilla.v1.SamplingParams\x12\x11\n\ttenant_id\x18\x06 \x01(\t\x12$\n\x05tools\x18\x07 \x01(\x0b\x32\x15.flotilla.v1.ToolSpec\x12\x12\n\ncache_salt\x18\x08 \x01(\tB\x07\n\x05input\"\xc3\x01\n\tTextDelta\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x13\n\x0btoken_count\x18\x04 \x01(\r\x12+\n\x08logprobs\x18\x05 \x03(\x0b\x32\x19.flotilla.v1.TokenLogprob\x12)\n\ntool_calls\x18\x06 \x03(\x0b\x32\x15.flotilla.v1.ToolCall\x12\x15\n\rprompt_tokens\x18\x07 \x01(\r\";\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x02\x12\r\n\x05\x62ytes\x18\x03 \x01(\x0c\"c\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x02\x12\r\n\x05\x62ytes\x18\x03 \x01(\x0c\x12$\n\x03top\x18\x04 \x03(\x0b\x32\x17.flotilla.v1.TopLogprob\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\"h\n\x10GenerateResponse\x12\'\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x16.flotilla.v1.TextDeltaH\x00\x12#\n\x05usage\x18\x02 \x01(\x0b\x32\x12.flotilla.v1.UsageH\x00\x42\x06\n\x04kind\"\x13\n\x11ListModelsRequest\"_\n\tModelCard\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rmax_model_len\x18\x02 \x01(\r\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x10\n\x08owned_by\x18\x04 \x01(\t\x12\x0c\n\x04root\x18\x05 \x01(\t\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.flotilla.v1.ModelCard2\xa5\x01\n\tInference\x12I\n\x08Generate\x12\x1c.flotilla.v1.GenerateRequest\x1a\x1d.flotilla.v1.GenerateResponse0\x01\x12M\n\nListModels\x12\x1e.flotilla.v1.ListModelsRequest\x1a\x1f.flotilla.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66lotilla/v1/inference.proto\x12\x0b\x66lotilla.v1\":\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\":\n\x0c\x43hatMessages\x12*\n\x08messages\x18\x01 \x03(\x0b\x32\x18.flotilla.v1.ChatMessage\"\xdf\x03\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x04 \x03(\t\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x03\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x06 \x01(\x02H\x04\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x07 \x01(\x02H\x05\x88\x01\x01\x12\t\n\x01n\x18\x08 \x01(\r\x12>\n\nlogit_bias\x18\t \x03(\x0b\x32*.flotilla.v1.SamplingParams.LogitBiasEntry\x12\x15\n\x08logprobs\x18\n \x01(\rH\x06\x88\x01\x01\x12\x13\n\x0bjson_schema\x18\x0b \x01(\t\x12\x13\n\x0bjson_object\x18\x0c \x01(\x08\x1a\x30\n\x0eLogitBiasEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x0b\n\t_logprobs\",\n\x08ToolSpec\x12\x12\n\ntools_json\x18\x01 \x01(\t\x12\x0c\n\x04\x61uto\x18\x02 \x01(\x08\"\x8a\x02\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12)\n\x04\x63hat\x18\x03 \x01(\x0b\x32\x19.flotilla.v1.ChatMessagesH\x00\x12\x10\n\x06prompt\x18\x04 \x01(\tH\x00\x12-\n\x08sampling\x18\x05 \x01(\x0b\x32\x1b.flotilla.v1.SamplingParams\x12\x11\n\ttenant_id\x18\x06 \x01(\t\x12$\n\x05tools\x18\x07 \x01(\x0b\x32\x15.flotilla.v1.ToolSpec\x12\x12\n\ncache_salt\x18\x08 \x01(\t\x12\x12\n\nfinal_only\x18\t \x01(\x08\x42\x07\n\x05input\"\xc3\x01\n\tTextDelta\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x13\n\x0btoken_count\x18\x04 \x01(\r\x12+\n\x08logprobs\x18\x05 \x03(\x0b\x32\x19.flotilla.v1.TokenLogprob\x12)\n\ntool_calls\x18\x06 \x03(\x0b\x32\x15.flotilla.v1.ToolCall\x12\x15\n\rprompt_tokens\x18\x07 \x01(\r\";\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x02\x12\r\n\x05\x62ytes\x18\x03 \x01(\x0c\"c\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x02\x12\r\n\x05\x62ytes\x18\x03 \x01(\x0c\x12$\n\x03top\x18\x04 \x03(\x0b\x32\x17.flotilla.v1.TopLogprob\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\"h\n\x10GenerateResponse\x12\'\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x16.flotilla.v1.TextDeltaH\x00\x12#\n\x05usage\x18\x02 \x01(\x0b\x32\x12.flotilla.v1.UsageH\x00\x42\x06\n\x04kind\"\x13\n\x11ListModelsRequest\"_\n\tModelCard\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rmax_model_len\x18\x02 \x01(\r\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x10\n\x08owned_by\x18\x04 \x01(\t\x12\x0c\n\x04root\x18\x05 \x01(\t\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.flotilla.v1.ModelCard2\xa5\x01\n\tInference\x12I\n\x08Generate\x12\x1c.flotilla.v1.GenerateRequest\x1a\x1d.flotilla.v1.GenerateResponse0\x01\x12M\n\nListModels\x12\x1e.flotilla.v1.ListModelsRequest\x1a\x1f.flotilla.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,25 +44,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOOLSPEC']._serialized_start=646
   _globals['_TOOLSPEC']._serialized_end=690
   _globals['_GENERATEREQUEST']._serialized_start=693
-  _globals['_GENERATEREQUEST']._serialized_end=939
-  _globals['_TEXTDELTA']._serialized_start=942
-  _globals['_TEXTDELTA']._serialized_end=1137
-  _globals['_TOPLOGPROB']._serialized_start=1139
-  _globals['_TOPLOGPROB']._serialized_end=1198
-  _globals['_TOKENLOGPROB']._serialized_start=1200
-  _globals['_TOKENLOGPROB']._serialized_end=1299
-  _globals['_TOOLCALL']._serialized_start=1301
-  _globals['_TOOLCALL']._serialized_end=1356
-  _globals['_USAGE']._serialized_start=1358
-  _globals['_USAGE']._serialized_end=1415
-  _globals['_GENERATERESPONSE']._serialized_start=1417
-  _globals['_GENERATERESPONSE']._serialized_end=1521
-  _globals['_LISTMODELSREQUEST']._serialized_start=1523
-  _globals['_LISTMODELSREQUEST']._serialized_end=1542
-  _globals['_MODELCARD']._serialized_start=1544
-  _globals['_MODELCARD']._serialized_end=1639
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1641
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1701
-  _globals['_INFERENCE']._serialized_start=1704
-  _globals['_INFERENCE']._serialized_end=1869
+  _globals['_GENERATEREQUEST']._serialized_end=959
+  _globals['_TEXTDELTA']._serialized_start=962
+  _globals['_TEXTDELTA']._serialized_end=1157
+  _globals['_TOPLOGPROB']._serialized_start=1159
+  _globals['_TOPLOGPROB']._serialized_end=1218
+  _globals['_TOKENLOGPROB']._serialized_start=1220
+  _globals['_TOKENLOGPROB']._serialized_end=1319
+  _globals['_TOOLCALL']._serialized_start=1321
+  _globals['_TOOLCALL']._serialized_end=1376
+  _globals['_USAGE']._serialized_start=1378
+  _globals['_USAGE']._serialized_end=1435
+  _globals['_GENERATERESPONSE']._serialized_start=1437
+  _globals['_GENERATERESPONSE']._serialized_end=1541
+  _globals['_LISTMODELSREQUEST']._serialized_start=1543
+  _globals['_LISTMODELSREQUEST']._serialized_end=1562
+  _globals['_MODELCARD']._serialized_start=1564
+  _globals['_MODELCARD']._serialized_end=1659
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1661
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1721
+  _globals['_INFERENCE']._serialized_start=1724
+  _globals['_INFERENCE']._serialized_end=1889
 # @@protoc_insertion_point(module_scope)

@@ -66,7 +66,7 @@ class ToolSpec(_message.Message):
     def __init__(self, tools_json: _Optional[str] = ..., auto: _Optional[bool] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("request_id", "model", "chat", "prompt", "sampling", "tenant_id", "tools", "cache_salt")
+    __slots__ = ("request_id", "model", "chat", "prompt", "sampling", "tenant_id", "tools", "cache_salt", "final_only")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CHAT_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class GenerateRequest(_message.Message):
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     CACHE_SALT_FIELD_NUMBER: _ClassVar[int]
+    FINAL_ONLY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model: str
     chat: ChatMessages
@@ -83,7 +84,8 @@ class GenerateRequest(_message.Message):
     tenant_id: str
     tools: ToolSpec
     cache_salt: str
-    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[str] = ..., chat: _Optional[_Union[ChatMessages, _Mapping]] = ..., prompt: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., tenant_id: _Optional[str] = ..., tools: _Optional[_Union[ToolSpec, _Mapping]] = ..., cache_salt: _Optional[str] = ...) -> None: ...
+    final_only: bool
+    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[str] = ..., chat: _Optional[_Union[ChatMessages, _Mapping]] = ..., prompt: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., tenant_id: _Optional[str] = ..., tools: _Optional[_Union[ToolSpec, _Mapping]] = ..., cache_salt: _Optional[str] = ..., final_only: _Optional[bool] = ...) -> None: ...
 
 class TextDelta(_message.Message):
     __slots__ = ("index", "text", "finish_reason", "token_count", "logprobs", "tool_calls", "prompt_tokens")

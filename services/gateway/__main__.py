@@ -17,6 +17,9 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=30,
+        # X-Forwarded-* are trusted only from these addresses (an ingress); unset: not read at all.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
 
 

@@ -116,9 +116,6 @@ def create_app(
         attach(app, upstreams, access or Access(settings, None))
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                        path_limits=rag_routes.body_limits())
-    app.include_router(moderations.router, dependencies=[Depends(require_key)])  # POST /v1/moderations (guard)
-    app.include_router(rag_routes.router)  # Files, Vector Stores, Embeddings, Responses (RAG service)
-    app.include_router(admin.router)
     install_handlers(app)
 
     @app.get("/health", include_in_schema=False)
@@ -215,4 +212,8 @@ def create_app(
 
         return await _accounted_call(access, acct, run)
 
+    # After the generation routes, which are matched first (routes are tried in order on every request).
+    app.include_router(moderations.router, dependencies=[Depends(require_key)])  # POST /v1/moderations (guard)
+    app.include_router(rag_routes.router)  # Files, Vector Stores, Embeddings, Responses (RAG service)
+    app.include_router(admin.router)
     return app

@@ -33,6 +33,7 @@ from services.gateway.protocol import (
     DeltaMessage,
     DeltaToolCall,
     ResponseMessage,
+    TextEvents,
     TokenLogprob,
     TopLogprob,
     UsageInfo,
@@ -144,6 +145,7 @@ class ChatPipeline:
             tenant_id=tenant,
             tools=tool_spec,
             cache_salt=cache_salt(self.settings, tenant),
+            final_only=not req.stream,  # the answer goes out whole: one message per choice from vLLM
         )
         return Prepared(request_id, cid or completion_id(), generate, tool_plan, affinity, headers, guard, chunks)
 
@@ -259,6 +261,13 @@ class ChatPipeline:
                                        usage=usage, citations=citations)
             return f"data: {body.model_dump_json(exclude=exclude)}\n\n"
 
+        content_events = TextEvents(  # the common case (plain content, no logprobs), without per-token models
+            lambda i, text: ChatCompletionChunk(id=prepared.completion_id, created=created, model=req.model,
+                                                choices=[ChatCompletionChunkChoice(index=i, delta=DeltaMessage(
+                                                    content=text))]),
+            exclude,
+        )
+
         def delta_for(i: int, text: str) -> DeltaMessage:
             if mode == "named":  # the constrained text *is* the arguments: stream it as such
                 return DeltaMessage(tool_calls=[DeltaToolCall(index=0, function=DeltaFunctionCall(arguments=text))])
@@ -283,7 +292,9 @@ class ChatPipeline:
                         yield chunk([ChatCompletionChunkChoice(index=d.index, delta=DeltaMessage(),
                                                                finish_reason="content_filter")])
                         raise output_guard.error()
-                    if (safe.text or lp) and mode != "required":  # "required" calls come once complete
+                    if safe.text and lp is None and mode in ("auto", "none"):
+                        yield content_events.event(d.index, safe.text)
+                    elif (safe.text or lp) and mode != "required":  # "required" calls come once complete
                         yield chunk([ChatCompletionChunkChoice(index=d.index, delta=delta_for(d.index, safe.text),
                                                                logprobs=lp)])
                 calls = tools.from_proto(list(d.tool_calls))

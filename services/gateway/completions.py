@@ -18,6 +18,7 @@ from services.gateway.protocol import (
     CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
+    TextEvents,
     cmpl_id,
 )
 from services.gateway.routing import affinity_key
@@ -66,7 +67,7 @@ class CompletionPipeline:
         return [
             inference_pb2.GenerateRequest(
                 request_id=f"{request_id}-{i}" if len(prompts) > 1 else request_id, model=req.model,
-                prompt=prompt, sampling=sampling, tenant_id=tenant, cache_salt=salt,
+                prompt=prompt, sampling=sampling, tenant_id=tenant, cache_salt=salt, final_only=not req.stream,
             )
             for i, prompt in enumerate(prompts)
         ]
@@ -139,6 +140,12 @@ class CompletionPipeline:
             body = CompletionResponse(id=cid, created=created, model=req.model, choices=choices, usage=usage)
             return f"data: {body.model_dump_json(exclude=exclude)}\n\n"
 
+        text_events = TextEvents(  # plain text deltas without logprobs: no per-token models
+            lambda i, text: CompletionResponse(id=cid, created=created, model=req.model,
+                                               choices=[CompletionChoice(index=i, text=text)]),
+            exclude,
+        )
+
         try:
             async for offset, msg in gen.messages():
                 d = msg.delta
@@ -148,6 +155,9 @@ class CompletionPipeline:
                     lp = _logprobs(list(d.logprobs), offsets.get(i, 0))
                 offsets[i] = offsets.get(i, 0) + len(d.text)
                 full.append(d.text)
+                if lp is None and not d.finish_reason:
+                    yield text_events.event(i, d.text)
+                    continue
                 choice = CompletionChoice(index=i, text=d.text, logprobs=lp, finish_reason=d.finish_reason or None)
                 if acct is not None and d.finish_reason:
                     acct.finish_reason = d.finish_reason

@@ -35,7 +35,7 @@ def sampling_params(req: Any, n: int, max_tokens: int | None, logprobs: int | No
             bias = {int(k): float(v) for k, v in req.logit_bias.items()}
         except ValueError:
             raise OpenAIError(400, _LOGIT_BIAS_ERROR, param="logit_bias", code="invalid_value") from None
-        if any(k < 0 for k in bias):
+        if any(k < 0 or k >= 2**31 for k in bias):  # token ids are int32 in the contract
             raise OpenAIError(400, _LOGIT_BIAS_ERROR, param="logit_bias", code="invalid_value")
         sp.logit_bias.update(bias)
     if logprobs is not None:

@@ -21,7 +21,7 @@ import grpc
 from flotilla.guardpolicy import parse_policy, to_proto
 from flotilla.v1 import guard_pb2, rag_pb2
 from services.gateway.errors import OpenAIError, from_grpc
-from services.gateway.output_guard import OutputGuard
+from services.gateway.output_guard import OutputGuard, UnguardedOutput
 from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ class GuardSession:
     # For the usage ledger: the strictest verdict of this request's scans and the finding types (never text).
     verdict: str | None = None
     finding_types: set[str] = field(default_factory=set)
+    enabled: bool = True  # False: the guard is turned off in settings; every scan passes the text through
 
     def _request(self, stage: Stage, texts: list[str], restore: bool = False) -> guard_pb2.ScanRequest:
         req = guard_pb2.ScanRequest(request_id=self.request_id, tenant_id=self.settings.tenant_id, texts=texts)
@@ -95,6 +96,8 @@ class GuardSession:
         return req
 
     async def _call(self, rpc: str, request: guard_pb2.ScanRequest) -> guard_pb2.ScanResponse:
+        if not self.enabled:  # no verdict, no findings, texts unchanged
+            return guard_pb2.ScanResponse()
         try:
             resp = await getattr(self.stub, rpc)(request, timeout=self.settings.guard_timeout_s)
         except grpc.aio.AioRpcError as exc:
@@ -144,8 +147,10 @@ class GuardSession:
     async def scan_output(self, texts: list[str]) -> guard_pb2.ScanResponse:
         return await self._call("ScanOutput", self._request("output", texts, restore=True))
 
-    def output_stream(self) -> OutputGuard:
+    def output_stream(self) -> OutputGuard | UnguardedOutput:
         """The guard's view of a streamed answer: feed each delta, emit what it releases."""
+        if not self.enabled:
+            return UnguardedOutput()
         return OutputGuard(
             self.stub,
             guard_pb2.OutputStreamStart(
@@ -165,4 +170,5 @@ class GuardClient:
         self.source = source or SettingsPolicySource(settings)
 
     def begin(self, request_id: str, principal: Any | None = None) -> GuardSession:
-        return GuardSession(self.stub, self.settings, request_id, self.source.policies(principal))
+        return GuardSession(self.stub, self.settings, request_id, self.source.policies(principal),
+                            enabled=self.settings.guard_enabled)

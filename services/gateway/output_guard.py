@@ -58,3 +58,18 @@ class OutputGuard:
     def close(self) -> None:
         if self._call is not None:
             self._call.cancel()
+
+
+class UnguardedOutput:
+    """The output stream when the guard is turned off: every delta is released as it comes."""
+
+    blocked_types: tuple[str, ...] = ()
+
+    async def feed(self, index: int, text: str, final: bool = False) -> Released:
+        return Released(text, False)
+
+    def error(self) -> OpenAIError:  # never blocks
+        return OpenAIError(400, "The response was stopped by the content policy.", code="content_policy_violation")
+
+    def close(self) -> None:
+        pass

@@ -9,9 +9,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
+from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C escaping of one string
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+# Bounds of the gRPC contract (uint32 token counts, int64 seeds): larger values are a 400, not a crash.
+MaxTokens = Annotated[int | None, Field(ge=1, le=2**32 - 1)]
+Seed = Annotated[int | None, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 class OpenAIBaseModel(BaseModel):
@@ -117,12 +123,12 @@ class ChatCompletionRequest(OpenAIBaseModel):
     temperature: Annotated[float | None, Field(ge=0, le=2)] = None
     top_p: Annotated[float | None, Field(gt=0, le=1)] = None
     n: Annotated[int | None, Field(ge=1, le=128)] = 1
-    max_tokens: Annotated[int | None, Field(ge=1)] = None
-    max_completion_tokens: Annotated[int | None, Field(ge=1)] = None
+    max_tokens: MaxTokens = None
+    max_completion_tokens: MaxTokens = None
     stop: StopParam = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
-    seed: int | None = None
+    seed: Seed = None
     presence_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
     frequency_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
     user: str | None = None
@@ -314,7 +320,7 @@ class ErrorResponse(BaseModel):
 class CompletionRequest(OpenAIBaseModel):
     model: str
     prompt: str | Annotated[list[str], Field(min_length=1)] | list[int] | list[list[int]]
-    max_tokens: Annotated[int | None, Field(ge=1)] = 16  # OpenAI's default for completions
+    max_tokens: MaxTokens = 16  # OpenAI's default for completions
     temperature: Annotated[float | None, Field(ge=0, le=2)] = None
     top_p: Annotated[float | None, Field(gt=0, le=1)] = None
     n: Annotated[int | None, Field(ge=1, le=128)] = 1
@@ -326,7 +332,7 @@ class CompletionRequest(OpenAIBaseModel):
     stop: StopParam = None
     presence_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
     frequency_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
-    seed: int | None = None
+    seed: Seed = None
     logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
     user: str | None = None
     best_of: Annotated[int | None, Field(ge=1)] = None
@@ -366,3 +372,28 @@ class CompletionResponse(BaseModel):
     choices: list[CompletionChoice]
     usage: UsageInfo | None = None
     system_fingerprint: str | None = None
+
+
+_TEXT_MARKER = "FLOTILLA_TEXT_MARKER_7f3a9c"
+
+
+class TextEvents:
+    """SSE events of one stream whose chunks differ only in one text field — the hot path of streaming, one
+    content delta per token. The chunk of each choice is serialised by pydantic once, with a marker where the
+    text goes; every event is then the two halves around the JSON-escaped text: the same JSON, without building
+    and validating three models per token."""
+
+    def __init__(self, build: Callable[[int, str], BaseModel], exclude: set[str] | None = None) -> None:
+        self._build = build  # (choice index, text) -> the chunk
+        self._exclude = exclude
+        self._halves: dict[int, tuple[str, str]] = {}
+
+    def event(self, index: int, text: str) -> str:
+        halves = self._halves.get(index)
+        if halves is None:
+            body = self._build(index, _TEXT_MARKER).model_dump_json(exclude=self._exclude)
+            before, marker, after = body.partition(_TEXT_MARKER)
+            if not marker or _TEXT_MARKER in after:
+                raise ValueError("the chunk must carry the text exactly once")
+            halves = self._halves[index] = (f"data: {before}", f"{after}\n\n")
+        return halves[0] + encode_basestring(text)[1:-1] + halves[1]

@@ -29,6 +29,10 @@ class GatewaySettings(ServiceSettings):
     guard_server_name: str | None = None
     rag_server_name: str | None = None
 
+    # Scan prompts, retrieved chunks and answers with the guard service; false: no guard hop at all (fleets
+    # without the guard, and the gateway-overhead benchmark).
+    guard_enabled: bool = True
+
     # Deadlines (seconds) of each gRPC hop.
     guard_timeout_s: float = 2.0
     rag_timeout_s: float = 5.0
@@ -56,6 +60,7 @@ class GatewaySettings(ServiceSettings):
     tenant_id: str = "default"  # until API keys carry tenants
     rag_k: int = 4
     max_body_bytes: int = 1024 * 1024
+    forwarded_allow_ips: str = ""  # comma-separated proxies whose X-Forwarded-For/-Proto are trusted ("*": any)
     max_n: int = 16
 
     # Guard policies sent with each request (``scanner=action[:threshold][:restore], ...``, see

@@ -9,10 +9,12 @@ from flotilla.v1 import inference_pb2
 _OPTIONAL = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
 
 
-def to_vllm(sp: inference_pb2.SamplingParams, max_tokens: int) -> Any:
+def to_vllm(sp: inference_pb2.SamplingParams, max_tokens: int, final_only: bool = False) -> Any:
+    """``final_only``: vLLM hands back each choice once, complete (non-streamed answers), instead of deltas."""
     from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
 
-    kwargs: dict[str, Any] = {"n": sp.n or 1, "max_tokens": max_tokens, "output_kind": RequestOutputKind.DELTA}
+    kind = RequestOutputKind.FINAL_ONLY if final_only else RequestOutputKind.DELTA
+    kwargs: dict[str, Any] = {"n": sp.n or 1, "max_tokens": max_tokens, "output_kind": kind}
     for name in _OPTIONAL:
         if sp.HasField(name):
             kwargs[name] = getattr(sp, name)

@@ -103,7 +103,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         outcome = "error"
         metrics.IN_FLIGHT.labels(self.model).inc()
         try:
-            params = to_vllm(sp, max_tokens)
+            params = to_vllm(sp, max_tokens, request.final_only)
             async for output in self.engine.generate(prompt, params, engine_id):
                 for choice in output.outputs:
                     count = len(choice.token_ids)

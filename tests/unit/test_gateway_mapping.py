@@ -199,3 +199,35 @@ async def test_models_list(client) -> None:
     assert (await client.models.retrieve(FAKE_MODEL)).id == FAKE_MODEL
     with pytest.raises(openai.NotFoundError):
         await client.models.retrieve("nope")
+
+
+async def test_only_streamed_answers_ask_vllm_for_deltas(client, parts) -> None:
+    """A non-streamed answer is asked for whole (vLLM FINAL_ONLY: one message per choice instead of one per
+    token); chat and completions alike."""
+    await client.chat.completions.create(model=FAKE_MODEL, messages=MESSAGES)
+    assert parts["inference"].requests[-1].final_only
+    _ = [c async for c in await client.chat.completions.create(model=FAKE_MODEL, messages=MESSAGES, stream=True)]
+    assert not parts["inference"].requests[-1].final_only
+    await client.completions.create(model=FAKE_MODEL, prompt="hello")
+    assert parts["inference"].requests[-1].final_only
+    _ = [c async for c in await client.completions.create(model=FAKE_MODEL, prompt="hello", stream=True)]
+    assert not parts["inference"].requests[-1].final_only
+
+
+@pytest.mark.parametrize("text", ["hello", ' "quoted" \\ back', "line\nbreak\ttab", "ünïcödé ✓ 漢字", "\x00\x1f", ""])
+def test_streamed_text_events_are_the_json_pydantic_writes(text: str) -> None:
+    from services.gateway.protocol import (
+        ChatCompletionChunk,
+        ChatCompletionChunkChoice,
+        DeltaMessage,
+        TextEvents,
+    )
+
+    def build(i: int, t: str) -> ChatCompletionChunk:
+        return ChatCompletionChunk(id="chatcmpl-1", created=1, model="m",
+                                   choices=[ChatCompletionChunkChoice(index=i, delta=DeltaMessage(content=t))])
+
+    for exclude in ({"usage"}, None):
+        event = TextEvents(build, exclude).event(2, text)
+        assert event.startswith("data: ") and event.endswith("\n\n")
+        assert json.loads(event[6:]) == json.loads(build(2, text).model_dump_json(exclude=exclude))

@@ -132,3 +132,18 @@ def test_invalid_gateway_policy_fails_at_start() -> None:
         SettingsPolicySource(GatewaySettings(guard_input_policy="toxicity=redact"))
     with pytest.raises(PolicyError):
         SettingsPolicySource(GatewaySettings(guard_output_policy="secrets=redact:restore"))
+
+
+async def test_guard_turned_off_makes_no_guard_call(parts) -> None:
+    """FLOTILLA_GATEWAY_GUARD_ENABLED=false: no scan of prompt or answer (plain and streamed)."""
+    parts["guard"].input_verdict = guard_pb2.VERDICT_BLOCK  # would block if it were asked
+    settings = GatewaySettings(guard_enabled=False)
+    access, key = fake_access(settings)
+    app = create_app(settings, fake_upstreams(**parts), access)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    client = openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
+    plain = await client.chat.completions.create(model=FAKE_MODEL, messages=USER)
+    assert plain.choices[0].message.content
+    streamed = [c async for c in await client.chat.completions.create(model=FAKE_MODEL, messages=USER, stream=True)]
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == plain.choices[0].message.content
+    assert parts["guard"].requests == [] and parts["guard"].stream_starts == []
