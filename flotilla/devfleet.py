@@ -9,6 +9,7 @@ gRPC health check answers SERVING over mTLS and the gateway reports ready.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -280,7 +281,13 @@ class DevFleet:
                 for ch in channels.values():
                     await ch.close()
 
-        asyncio.run(check_all())
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(check_all())
+            return
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # called from async code (a test)
+            pool.submit(asyncio.run, check_all()).result()
 
     def _wait_gateway_ready(self, name: str = "gateway", port: int | None = None, path: str = "/ready") -> None:
         url = f"http://{self.config.host}:{port or self.config.ports['gateway']}{path}"

@@ -56,12 +56,13 @@ def log_lines(fleet: DevFleet, name: str) -> list[dict[str, Any]]:
     return out
 
 
-async def ledger_row(fleet: DevFleet, row_id: str, timeout_s: float = 20.0) -> asyncpg.Record:
+async def ledger_row(fleet: DevFleet, row_id: str, timeout_s: float = 20.0, column: str = "id") -> asyncpg.Record:
+    """The ledger row of a response ``id`` (or of an ``x-request-id`` with column="request_id")."""
     deadline = time.monotonic() + timeout_s
     while True:
         conn = await asyncpg.connect(fleet.database_url)
         try:
-            row = await conn.fetchrow("SELECT * FROM usage_ledger WHERE id = $1", row_id)
+            row = await conn.fetchrow(f"SELECT * FROM usage_ledger WHERE {column} = $1", row_id)
         finally:
             await conn.close()
         if row is not None:
@@ -104,6 +105,8 @@ async def test_guard_unreachable_fails_closed_by_default(fleet: DevFleet) -> Non
             assert info.value.type == "server_error"
             assert "guard" in info.value.message
             assert info.value.response.headers["retry-after"] == "1"
+            row = await ledger_row(fleet, info.value.response.headers["x-request-id"], column="request_id")
+            assert row["status"] == 503 and row["completion_tokens"] == 0
         with pytest.raises(openai.InternalServerError) as info:
             await client.completions.create(model=MODEL_NAME, prompt="Hello", max_tokens=4)
         assert info.value.code == "guard_unavailable"
@@ -184,6 +187,8 @@ async def test_gateway_deadline_becomes_the_grpc_deadline_and_aborts_vllm(fleet:
                 assert r.status_code == 200
                 events = [e async for e in sse(r)]
         elapsed = time.monotonic() - started
+        row = await ledger_row(fleet, r.headers["x-request-id"], column="request_id")
+        assert row["status"] == 504 and row["completion_tokens"] > 0
         assert events[-1] == "[DONE]"
         error = events[-2]["error"]
         assert error["code"] == "upstream_timeout" and error["type"] == "server_error"
@@ -288,7 +293,12 @@ async def test_sigterm_to_gateway_lets_the_stream_finish(fleet: DevFleet) -> Non
         assert rest[-1] == "[DONE]"
         assert [c["choices"][0]["finish_reason"] for c in rest[:-1] if c["choices"] and
                 c["choices"][0]["finish_reason"]] == ["length"]
-        assert await asyncio.to_thread(proc.wait, 30) == 0
+        # uvicorn re-raises the SIGTERM it handled once shut down: the exit status is -15 either way, so the
+        # log shows that it waited for the stream and shut down cleanly.
+        assert await asyncio.to_thread(proc.wait, 30) in (0, -signal.SIGTERM)
+    msgs = [e["msg"] for e in log_lines(fleet, name)]
+    assert msgs.index("Waiting for connections to close. (CTRL+C to force quit)") < msgs.index(
+        "Application shutdown complete.")
 
 
 # -- an inference replica killed mid-stream ------------------------------------------------------------
