@@ -9,6 +9,7 @@ gRPC health check answers SERVING over mTLS and the gateway reports ready.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -248,12 +249,14 @@ class DevFleet:
     def port_of(self, name: str) -> int:
         return next(port for n, _, port in self.config.processes() if n == name)
 
-    def _wait_grpc_healthy(self, names: list[str]) -> None:
+    def _wait_grpc_healthy(self, names: list[str], ports: dict[str, int] | None = None) -> None:
+        ports = ports or {n: self.port_of(n) for n in names}
+
         async def check_all() -> None:
             deadline = time.monotonic() + self.config.startup_timeout_s
             pending = set(names)
             channels = {
-                n: secure_channel(f"{self.config.host}:{self.port_of(n)}", self.certs["gateway"])
+                n: secure_channel(f"{self.config.host}:{ports[n]}", self.certs["gateway"])
                 for n in names
             }
             try:
@@ -278,10 +281,16 @@ class DevFleet:
                 for ch in channels.values():
                     await ch.close()
 
-        asyncio.run(check_all())
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(check_all())
+            return
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # called from async code (a test)
+            pool.submit(asyncio.run, check_all()).result()
 
-    def _wait_gateway_ready(self, name: str = "gateway", port: int | None = None) -> None:
-        url = f"http://{self.config.host}:{port or self.config.ports['gateway']}/ready"
+    def _wait_gateway_ready(self, name: str = "gateway", port: int | None = None, path: str = "/ready") -> None:
+        url = f"http://{self.config.host}:{port or self.config.ports['gateway']}{path}"
         deadline = time.monotonic() + 60
         while True:
             self._check_alive()
@@ -295,21 +304,44 @@ class DevFleet:
             time.sleep(0.3)
 
     @contextlib.contextmanager
-    def extra_gateway(self, name: str, port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    def extra_gateway(
+        self, name: str, port: int, env: dict[str, str] | None = None, ready_path: str = "/ready"
+    ) -> Iterator[str]:
         """Another gateway process against this fleet's services (a second replica, or one with other
-        settings); yields its base URL once ready and stops it afterwards."""
+        settings); yields its base URL once ``ready_path`` answers 200 (``/health`` for a gateway whose
+        upstreams are down on purpose) and stops it afterwards (``procs[name]`` is the process meanwhile)."""
         self._spawn(name, "gateway", {**self.env, "FLOTILLA_GATEWAY_PORT": str(port), **(env or {})})
         try:
-            self._wait_gateway_ready(name, port)
+            self._wait_gateway_ready(name, port, ready_path)
             yield f"http://{self.config.host}:{port}"
         finally:
-            proc = self.procs.pop(name)
+            self._stop_extra(name)
+
+    @contextlib.contextmanager
+    def extra_service(
+        self, name: str, service: str, port: int, env: dict[str, str] | None = None
+    ) -> Iterator[subprocess.Popen[bytes]]:
+        """Another gRPC process (``inference``, ``guard`` or ``rag``) with this fleet's certificates and
+        settings, on ``port``; yields the process once its health check answers SERVING and stops it
+        afterwards. Tests that kill or stop a process start their own this way, not the fleet's."""
+        prefix = f"FLOTILLA_{service.upper()}_"
+        self._spawn(name, service, {**self.env, f"{prefix}PORT": str(port), f"{prefix}METRICS_PORT": "0",
+                                    **(env or {})})
+        try:
+            self._wait_grpc_healthy([name], {name: port})
+            yield self.procs[name]
+        finally:
+            self._stop_extra(name)
+
+    def _stop_extra(self, name: str, grace_s: float = 20.0) -> None:
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(20)
+                proc.wait(grace_s)
             except subprocess.TimeoutExpired:
                 pass
-            self._kill_group(proc)
+        self._kill_group(proc)
 
     @staticmethod
     def _kill_group(proc: subprocess.Popen[bytes]) -> None:

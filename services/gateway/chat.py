@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from flotilla.v1 import guard_pb2, inference_pb2, rag_pb2
-from services.gateway import tools
+from services.gateway import deadlines, degraded, metrics, tools
 from services.gateway.access import Accounting
 from services.gateway.citations import citations_of
 from services.gateway.errors import OpenAIError, from_grpc
@@ -126,14 +126,17 @@ class ChatPipeline:
         chunks: list[rag_pb2.Chunk] = []
         if req.vector_store_ids or retrieval is not None:
             query = next((text for role, text, _ in reversed(messages) if role == "user"), "")
-            chunks = await guard.filter_chunks(
-                await self._retrieve(request_id, query, req.vector_store_ids or [], tenant, retrieval)
-            )
+            retrieved = await self._retrieve(request_id, query, req.vector_store_ids or [], tenant, retrieval)
+            if retrieved is None:  # RAG unreachable, rag_fail_open: answer without context
+                headers[degraded.RAG_HEADER] = "unavailable"
+            chunks = await guard.filter_chunks(retrieved or [])
             headers["x-flotilla-rag-chunks"] = str(len(chunks))
             headers["x-flotilla-rag-chunks-dropped"] = str(guard.dropped_chunks)
             if chunks:
                 context = "\n\n".join(f"[{i}] ({c.source}) {c.text}" for i, c in enumerate(chunks, 1))
                 messages.insert(0, ("system", f"{CONTEXT_HEADER}\n\n{context}", ""))
+        if guard.skipped:
+            headers[degraded.GUARD_HEADER] = "skipped"
 
         generate = inference_pb2.GenerateRequest(
             request_id=request_id,
@@ -152,7 +155,8 @@ class ChatPipeline:
     async def _retrieve(
         self, request_id: str, query: str, store_ids: list[str], tenant: str | None = None,
         template: rag_pb2.RetrieveRequest | None = None,
-    ) -> list[rag_pb2.Chunk]:
+    ) -> list[rag_pb2.Chunk] | None:
+        """The chunks retrieved; None when RAG is unreachable and ``rag_fail_open`` is set."""
         request = rag_pb2.RetrieveRequest(vector_store_ids=store_ids, k=self.settings.rag_k)
         if template is not None:
             request.CopyFrom(template)
@@ -160,7 +164,14 @@ class ChatPipeline:
         try:
             resp = await self.up.rag.Retrieve(request, timeout=self.settings.rag_timeout_s)
         except grpc.aio.AioRpcError as exc:
-            raise from_grpc(exc, "rag") from None
+            if not degraded.unreachable(exc):
+                raise from_grpc(exc, "rag") from None
+            if not self.settings.rag_fail_open:
+                raise degraded.rag_unavailable() from None
+            metrics.RAG_DEGRADED.inc()
+            log.warning("rag unreachable: answering without context (fail-open)",
+                        extra={"f_code": exc.code().name, "f_request_id": request_id})
+            return None
         return list(resp.chunks)
 
     def _guard(self, prepared: Prepared) -> GuardSession:
@@ -174,7 +185,7 @@ class ChatPipeline:
 
     async def open(self, prepared: Prepared, acct: Accounting | None = None) -> Generation:
         gen = await Generation.open(
-            self.up.inference, [prepared.generate], self.settings.inference_timeout_s, prepared.affinity
+            self.up.inference, [prepared.generate], deadlines.inference_timeout(self.settings), prepared.affinity
         )
         if acct is not None:
             acct.first_token()  # the first message has arrived

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 
 from flotilla.v1 import guard_pb2, inference_pb2
+from services.gateway import deadlines
 from services.gateway.access import Accounting
 from services.gateway.chat import ChatPipeline, cache_salt
 from services.gateway.errors import OpenAIError
@@ -74,7 +75,7 @@ class CompletionPipeline:
 
     async def open(self, requests: list[inference_pb2.GenerateRequest], acct: Accounting | None = None) -> Generation:
         key = affinity_key([requests[0].prompt[:256]])
-        gen = await Generation.open(self.chat.up.inference, requests, self.settings.inference_timeout_s, key)
+        gen = await Generation.open(self.chat.up.inference, requests, deadlines.inference_timeout(self.settings), key)
         if acct is not None:
             acct.first_token()
         return gen

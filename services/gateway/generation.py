@@ -7,6 +7,7 @@ prompt ``p`` with ``n`` choices owns indices ``p*n … p*n+n-1`` (OpenAI's numbe
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,9 @@ import grpc
 from flotilla.v1 import inference_pb2
 from services.gateway.errors import OpenAIError, from_grpc
 from services.gateway.protocol import UsageInfo
-from services.gateway.routing import InferenceRouter, NoReplicaError, Replica
+from services.gateway.routing import RETRYABLE, InferenceRouter, NoReplicaError, Replica
+
+log = logging.getLogger(__name__)
 
 _LOGIT_BIAS_ERROR = "Invalid 'logit_bias': keys must be token ids (integers as strings)."
 
@@ -133,7 +136,23 @@ class Generation:
                 s.prompt_tokens = s.prompt_tokens or msg.delta.prompt_tokens
                 s.delivered += msg.delta.token_count
                 yield msg
-            msg = await s.call.read()
+            try:
+                msg = await s.call.read()
+            except grpc.aio.AioRpcError as exc:
+                raise self._interrupted(s, exc) from None
+
+    def _interrupted(self, s: _Stream, exc: grpc.aio.AioRpcError) -> OpenAIError:
+        """A stream failed after it had started: it cannot be retried (the client has part of the answer).
+        The replica's circuit breaker hears of it; the client gets an error event, then the end."""
+        self.router.failed(s.replica, exc.code())
+        if exc.code() in RETRYABLE:
+            log.warning("inference stream interrupted", extra={
+                "f_replica": s.replica.name, "f_code": exc.code().name, "f_delivered_tokens": s.delivered})
+            return OpenAIError(
+                503, f"The inference replica failed after {s.delivered} tokens of the answer had been sent; the "
+                "answer is incomplete. Retry the request.", code="inference_interrupted", headers={"retry-after": "1"},
+            )
+        return from_grpc(exc, "inference")
 
     def billed(self) -> UsageInfo:
         """Usage to bill: vLLM's count for finished streams, the tokens delivered for streams cut short."""

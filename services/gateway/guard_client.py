@@ -20,6 +20,7 @@ import grpc
 
 from flotilla.guardpolicy import parse_policy, to_proto
 from flotilla.v1 import guard_pb2, rag_pb2
+from services.gateway import degraded, metrics
 from services.gateway.errors import OpenAIError, from_grpc
 from services.gateway.output_guard import OutputGuard, UnguardedOutput
 from services.gateway.settings import GatewaySettings
@@ -85,6 +86,7 @@ class GuardSession:
     verdict: str | None = None
     finding_types: set[str] = field(default_factory=set)
     enabled: bool = True  # False: the guard is turned off in settings; every scan passes the text through
+    skipped: bool = False  # the guard was unreachable and a scan was skipped (guard_fail_open)
 
     def _request(self, stage: Stage, texts: list[str], restore: bool = False) -> guard_pb2.ScanRequest:
         req = guard_pb2.ScanRequest(request_id=self.request_id, tenant_id=self.settings.tenant_id, texts=texts)
@@ -95,15 +97,34 @@ class GuardSession:
             req.restore.update(self.restore)
         return req
 
-    async def _call(self, rpc: str, request: guard_pb2.ScanRequest) -> guard_pb2.ScanResponse:
-        if not self.enabled:  # no verdict, no findings, texts unchanged
+    async def _call(self, rpc: str, request: guard_pb2.ScanRequest) -> guard_pb2.ScanResponse | None:
+        """The guard's answer; None when the guard is unreachable and the settings say fail open. With the
+        guard turned off: an empty answer (no verdict, no findings, texts unchanged)."""
+        if not self.enabled:
             return guard_pb2.ScanResponse()
         try:
             resp = await getattr(self.stub, rpc)(request, timeout=self.settings.guard_timeout_s)
         except grpc.aio.AioRpcError as exc:
-            raise from_grpc(exc, "guard") from None
+            if self.skip(exc, rpc):
+                return None
+            raise self.error(exc) from None
         self._note(resp)
         return resp
+
+    def error(self, exc: grpc.aio.AioRpcError) -> OpenAIError:
+        return degraded.guard_unavailable() if degraded.unreachable(exc) else from_grpc(exc, "guard")
+
+    def skip(self, exc: grpc.aio.AioRpcError, rpc: str) -> bool:
+        """Fail open? Only for an unreachable guard and only when configured; counted once per request."""
+        if not (self.settings.guard_fail_open and degraded.unreachable(exc)):
+            return False
+        if not self.skipped:
+            self.skipped = True
+            self.finding_types.add(degraded.GUARD_SKIPPED_FINDING)
+            metrics.GUARD_FAIL_OPEN.inc()
+        log.warning("guard unreachable: scan skipped (fail-open)",
+                    extra={"f_rpc": rpc, "f_code": exc.code().name, "f_request_id": self.request_id})
+        return True
 
     def _note(self, resp: guard_pb2.ScanResponse) -> None:
         rank = {None: -1, "allow": 0, "redact": 1, "block": 2}
@@ -116,6 +137,8 @@ class GuardSession:
     async def scan_input(self, texts: list[str]) -> list[str]:
         """The texts the model may see: raises the OpenAI error on block, returns redacted texts."""
         resp = await self._call("ScanInput", self._request("input", texts))
+        if resp is None:
+            return texts
         if resp.verdict == guard_pb2.VERDICT_BLOCK:
             raise policy_error(sorted({f.type for f in resp.findings if f.action == "block"}))
         self.restore.update(resp.placeholders)
@@ -128,6 +151,8 @@ class GuardSession:
         if not chunks:
             return chunks
         resp = await self._call("ScanRetrieved", self._request("retrieved", [c.text for c in chunks]))
+        if resp is None:
+            return chunks
         kept = []
         redacted = list(resp.redacted_texts) if len(resp.redacted_texts) == len(chunks) else None
         for i, chunk in enumerate(chunks):
@@ -145,7 +170,9 @@ class GuardSession:
         return kept
 
     async def scan_output(self, texts: list[str]) -> guard_pb2.ScanResponse:
-        return await self._call("ScanOutput", self._request("output", texts, restore=True))
+        """The guard's verdict on the answer (an empty response — no verdict — when skipped)."""
+        resp = await self._call("ScanOutput", self._request("output", texts, restore=True))
+        return resp if resp is not None else guard_pb2.ScanResponse()
 
     def output_stream(self) -> OutputGuard | UnguardedOutput:
         """The guard's view of a streamed answer: feed each delta, emit what it releases."""
@@ -160,6 +187,8 @@ class GuardSession:
                 restore=self.restore,
             ),
             timeout=self.settings.inference_timeout_s,
+            error=self.error,
+            skip=lambda exc: self.skip(exc, "ScanOutputStream"),
         )
 
 

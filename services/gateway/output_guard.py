@@ -4,10 +4,14 @@ The gateway writes each model delta as it arrives and reads back the text that i
 guard holds back only characters that could still start a match (a card number or key split across
 deltas is redacted whole), restores placeholders of the prompt for the caller, and can block the rest
 of the stream. One answer per delta keeps the two in lockstep; the call opens on the first delta.
+
+When the guard becomes unreachable and ``skip`` says fail open, the rest of the answer passes unscanned
+(what the guard was holding back at that moment — at most the start of a possible match — is lost).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,14 +29,23 @@ class Released:
 
 
 class OutputGuard:
-    def __init__(self, stub: Any, start: guard_pb2.OutputStreamStart, timeout: float) -> None:
+    def __init__(
+        self, stub: Any, start: guard_pb2.OutputStreamStart, timeout: float,
+        error: Callable[[grpc.aio.AioRpcError], OpenAIError] | None = None,
+        skip: Callable[[grpc.aio.AioRpcError], bool] | None = None,
+    ) -> None:
         self._stub = stub
         self._start = start
         self._timeout = timeout
+        self._error = error or (lambda exc: from_grpc(exc, "guard"))
+        self._skip = skip or (lambda exc: False)
         self._call: Any = None
+        self.bypassed = False  # fail-open: the guard went away, the rest passes unscanned
         self.blocked_types: tuple[str, ...] = ()
 
     async def feed(self, index: int, text: str, final: bool = False) -> Released:
+        if self.bypassed:
+            return Released(text, False)
         try:
             if self._call is None:
                 self._call = self._stub.ScanOutputStream(timeout=self._timeout)
@@ -42,7 +55,11 @@ class OutputGuard:
             )
             resp = await self._call.read()
         except grpc.aio.AioRpcError as exc:
-            raise from_grpc(exc, "guard") from None
+            if self._skip(exc):
+                self.bypassed = True
+                self.close()
+                return Released(text, False)
+            raise self._error(exc) from None
         if resp is grpc.aio.EOF:
             raise OpenAIError(502, "The guard ended the output scan early.", code="upstream_error")
         if resp.verdict == guard_pb2.VERDICT_BLOCK:

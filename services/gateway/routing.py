@@ -6,9 +6,23 @@ certificate. Replicas announce what they serve through ``ListModels``, re-read e
 
 A request goes to the replica that its prefix hashes to (rendezvous hashing over the system prompt and the
 start of the conversation, so vLLM's prefix cache hits) unless that replica has ``affinity_slack`` more
-requests outstanding than the least busy one; then to the least busy. A call that fails with
-``UNAVAILABLE`` before anything was streamed is retried on another replica, and the failed replica is
-ejected for ``eject_s`` seconds.
+requests outstanding than the least busy one; then to the least busy.
+
+Failures. A call that fails before anything was streamed (``UNAVAILABLE``, ``UNKNOWN``, ``INTERNAL``) is
+retried on another replica, up to ``retries`` times, after a jittered exponential backoff ("full jitter":
+uniform in ``[0, min(backoff_max_s, backoff_s * 2**attempt)]``), within the request's deadline.
+
+Each replica has a circuit breaker:
+
+* closed — chosen normally; consecutive failures are counted, a success resets the count;
+* open — after ``UNAVAILABLE`` (the process is gone or draining: at once) or ``circuit_failures``
+  consecutive failures of another kind, the replica is skipped for ``eject_s`` seconds, doubling with each
+  re-opening up to ``eject_max_s``;
+* half-open — once that time has passed, one trial request may go to it (or the periodic ``ListModels``
+  probe answers): success closes the circuit, failure opens it again for longer.
+
+A stream that fails after it started cannot be retried (the client already has part of the answer); its
+failure still counts against the replica.
 """
 
 from __future__ import annotations
@@ -18,9 +32,10 @@ import contextlib
 import hashlib
 import ipaddress
 import logging
+import random
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +46,9 @@ from flotilla.v1 import inference_pb2, inference_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-
+# Failures of a call that has not streamed anything, worth another replica: the replica is gone or
+# draining (UNAVAILABLE), or crashed inside the handler (UNKNOWN, INTERNAL — e.g. a dead vLLM engine).
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL})
 
 class NoReplicaError(Exception):
     """No healthy replica serves the model (``unknown`` is True when none serves it at all)."""
@@ -49,11 +66,22 @@ class Replica:
     channel: grpc.aio.Channel | None = None
     models: dict[str, inference_pb2.ModelCard] = field(default_factory=dict)
     outstanding: int = 0
-    down_until: float = 0.0
+    down_until: float = 0.0  # 0: circuit closed; else open until then, half-open after
+    failures: int = 0  # consecutive failures while closed
+    opened: int = 0  # consecutive openings (each one longer)
+    trial: bool = False  # half-open: the one trial request is in flight
+
+    @property
+    def state(self) -> str:
+        if not self.down_until:
+            return "closed"
+        return "open" if time.monotonic() < self.down_until else "half_open"
 
     @property
     def up(self) -> bool:
-        return time.monotonic() >= self.down_until
+        """May take a request: closed, or half-open with no trial in flight yet."""
+        state = self.state
+        return state == "closed" or (state == "half_open" and not self.trial)
 
 
 def affinity_key(parts: Iterable[str], limit: int = 512) -> str:
@@ -81,6 +109,11 @@ class InferenceRouter:
         eject_s: float = 5.0,
         affinity_slack: int = 4,
         call_timeout_s: float = 2.0,
+        retries: int = 2,
+        backoff_s: float = 0.05,
+        backoff_max_s: float = 1.0,
+        circuit_failures: int = 3,
+        eject_max_s: float = 60.0,
     ) -> None:
         self.targets = targets or []
         self.tls = tls
@@ -89,6 +122,13 @@ class InferenceRouter:
         self.eject_s = eject_s
         self.affinity_slack = affinity_slack
         self.call_timeout_s = call_timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.circuit_failures = max(circuit_failures, 1)
+        self.eject_max_s = max(eject_max_s, eject_s)
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # unit tests replace these two
+        self.jitter: Callable[[float, float], float] = random.uniform
         self.replicas: dict[str, Replica] = {}
         self._task: asyncio.Task[None] | None = None
         self._discovered = asyncio.Event()
@@ -168,7 +208,8 @@ class InferenceRouter:
                 self.eject(replica)
             return
         replica.models = {m.id: m for m in resp.models}
-        replica.down_until = 0.0
+        if replica.state == "half_open":  # the health probe brings it back
+            self.succeeded(replica)
 
     async def ensure_discovered(self) -> None:
         if not self._discovered.is_set():
@@ -176,9 +217,38 @@ class InferenceRouter:
 
     # -- selection -----------------------------------------------------------------------------------
 
+    # -- circuit breaker -----------------------------------------------------------------------------
+
     def eject(self, replica: Replica) -> None:
-        replica.down_until = time.monotonic() + self.eject_s
-        log.warning("inference replica ejected", extra={"f_replica": replica.name, "f_for_s": self.eject_s})
+        """Open the replica's circuit: skipped for eject_s, doubling with each consecutive opening."""
+        replica.trial = False
+        replica.failures = 0
+        replica.opened += 1
+        for_s = min(self.eject_s * 2 ** (replica.opened - 1), self.eject_max_s)
+        replica.down_until = time.monotonic() + for_s
+        log.warning("inference replica ejected",
+                    extra={"f_replica": replica.name, "f_for_s": round(for_s, 3), "f_openings": replica.opened})
+
+    def failed(self, replica: Replica, code: grpc.StatusCode) -> None:
+        """A call on ``replica`` failed with ``code``: open its circuit, or count towards opening it."""
+        if code not in RETRYABLE:
+            replica.trial = False  # the replica answered (e.g. a bad request): not its fault
+            return
+        was_trial = replica.trial
+        replica.failures += 1
+        if code == grpc.StatusCode.UNAVAILABLE or was_trial or replica.failures >= self.circuit_failures:
+            self.eject(replica)
+
+    def succeeded(self, replica: Replica) -> None:
+        if replica.down_until:
+            log.info("inference replica back", extra={"f_replica": replica.name})
+        replica.failures = replica.opened = 0
+        replica.down_until = 0.0
+        replica.trial = False
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry ``attempt`` (1, 2, ...): full jitter over an exponential cap."""
+        return self.jitter(0.0, min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1)))
 
     def models(self) -> list[inference_pb2.ModelCard]:
         seen: dict[str, inference_pb2.ModelCard] = {}
@@ -206,26 +276,45 @@ class InferenceRouter:
     async def open(
         self, request: inference_pb2.GenerateRequest, timeout: float, key: str
     ) -> tuple[Any, Any, Replica]:
-        """Start ``Generate`` and read its first message, retrying other replicas while nothing was
-        streamed. Returns (call, first message, replica); the caller must :meth:`release` the replica."""
+        """Start ``Generate`` and read its first message, retrying other replicas (with jittered backoff,
+        within ``timeout`` overall) while nothing was streamed. Returns (call, first message, replica); the
+        caller must :meth:`release` the replica. ``timeout`` is the whole request's gRPC deadline."""
+        deadline = time.monotonic() + timeout
         await self.ensure_discovered()
         tried: set[str] = set()
+        attempt = 0
         while True:
             replica = self.choose(request.model, key, tried)
+            if replica.state == "half_open":
+                replica.trial = True
             replica.outstanding += 1
-            call = replica.stub.Generate(request, timeout=timeout)
+            call = replica.stub.Generate(request, timeout=max(deadline - time.monotonic(), 0.001))
             try:
                 first = await call.read()
-                return call, first, replica
             except grpc.aio.AioRpcError as exc:
                 replica.outstanding -= 1
                 call.cancel()
-                if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise
-                self.eject(replica)
+                self.failed(replica, exc.code())
                 tried.add(replica.name)
-                if not [r for r in self.replicas.values() if request.model in r.models and r.name not in tried]:
+                attempt += 1
+                others = [r for r in self.replicas.values() if request.model in r.models and r.name not in tried]
+                if exc.code() not in RETRYABLE or attempt > self.retries or not others:
                     raise
+                delay = min(self.backoff(attempt), deadline - time.monotonic())
+                if delay < 0:
+                    raise
+                log.info("retrying on another replica", extra={"f_replica": replica.name, "f_attempt": attempt,
+                                                               "f_code": exc.code().name, "f_backoff_s": delay})
+                await self.sleep(delay)
+                continue
+            except BaseException:  # cancelled: the client left
+                replica.outstanding -= 1
+                replica.trial = False
+                call.cancel()
+                raise
+            if replica.trial or replica.failures:
+                self.succeeded(replica)
+            return call, first, replica
 
     @staticmethod
     def release(replica: Replica) -> None:

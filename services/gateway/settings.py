@@ -40,8 +40,21 @@ class GatewaySettings(ServiceSettings):
 
     # Routing across inference replicas.
     affinity_slack: int = 4  # prefer the prefix-affine replica unless it has this many more requests in flight
-    eject_s: float = 5.0  # a replica that failed to answer is skipped this long
+    eject_s: float = 5.0  # a replica whose circuit opens is skipped this long (doubling per re-opening) ...
+    eject_max_s: float = 60.0  # ... up to this
+    circuit_failures: int = 3  # consecutive failures (other than UNAVAILABLE, which opens at once) that eject
+    retries: int = 2  # retries on other replicas of a call that failed before streaming anything
+    retry_backoff_s: float = 0.05  # base of the jittered exponential backoff between those retries
+    retry_backoff_max_s: float = 1.0
     refresh_s: float = 10.0  # re-resolve targets and re-read their models this often
+
+    # Degraded modes when an optional hop is unreachable (UNAVAILABLE or past its deadline).
+    # Guard: fail closed (503 guard_unavailable) unless fail-open, which serves the request unscanned,
+    # says so in `x-flotilla-guard: skipped` and counts flotilla_guard_fail_open_total.
+    guard_fail_open: bool = False
+    # RAG: fail (503 rag_unavailable) unless fail-open, which answers without context, says so in
+    # `x-flotilla-rag: unavailable` and counts flotilla_rag_degraded_total.
+    rag_fail_open: bool = False
 
     # vLLM prefix-cache isolation: a per-tenant cache_salt (tenants cannot probe each other's cached prompts).
     cache_salt_per_tenant: bool = True

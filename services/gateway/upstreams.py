@@ -39,6 +39,8 @@ class Upstreams:
         router = InferenceRouter(
             settings.inference_target_list, tls, settings.inference_server_name,
             refresh_s=settings.refresh_s, eject_s=settings.eject_s, affinity_slack=settings.affinity_slack,
+            retries=settings.retries, backoff_s=settings.retry_backoff_s, backoff_max_s=settings.retry_backoff_max_s,
+            circuit_failures=settings.circuit_failures, eject_max_s=settings.eject_max_s,
         )
         return cls(
             inference=router,

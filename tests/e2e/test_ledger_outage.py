@@ -54,6 +54,12 @@ async def test_ledger_survives_a_postgres_outage_under_load(fleet: DevFleet, tmp
                 await burst(6)
                 stop_pg(pg)  # Postgres is gone: the cached key still works, the ledger spools
                 await burst(10)
+                # A key the gateway never loaded cannot be checked: refused at once, not left hanging.
+                started = time.monotonic()
+                r = await http.get("/v1/models", headers={"authorization": "Bearer fl-unknown0.not-a-real-secret"})
+                assert r.status_code == 401 and time.monotonic() - started < 2
+                r = await http.get("/v1/models")  # the cached key on another route
+                assert r.status_code == 200 and r.json()["data"][0]["id"] == MODEL_NAME
                 await asyncio.sleep(1.0)
                 assert (tmp_path / "spool.jsonl").exists()
                 start_pg(pg)

@@ -28,14 +28,17 @@ def rpc_error(code: grpc.StatusCode, details: str, error_code: str = "", param: 
 class FakeCall:
     """Mimics ``grpc.aio.UnaryStreamCall``: ``read()``, async iteration and ``cancel()``."""
 
-    def __init__(self, messages: list[inference_pb2.GenerateResponse], error: grpc.aio.AioRpcError | None) -> None:
+    def __init__(self, messages: list[inference_pb2.GenerateResponse], error: grpc.aio.AioRpcError | None,
+                 error_after: int = 0) -> None:
         self._messages = list(messages)
         self._error = error
+        self._error_after = error_after  # messages read before ``error`` is raised (a stream cut mid-way)
         self.cancelled = False
 
     async def read(self):
-        if self._error is not None:
+        if self._error is not None and self._error_after <= 0:
             raise self._error
+        self._error_after -= 1
         return self._messages.pop(0) if self._messages else grpc.aio.EOF
 
     def __aiter__(self):
@@ -60,13 +63,17 @@ class FakeInferenceEngine:
     calls: list[FakeCall] = field(default_factory=list)
     reply: str | None = None
     unavailable: bool = False  # answer every call with UNAVAILABLE, like a replica that went away
+    fail_code: grpc.StatusCode | None = None  # answer every call with this status (e.g. UNKNOWN: a dead engine)
+    cut_after: int | None = None  # the stream fails with UNAVAILABLE after this many messages (replica killed)
+    timeouts: list[float | None] = field(default_factory=list)  # the deadline of each call
     # With tools.auto, the last delta carries these calls (as the replica's tool parser would) and no text.
     auto_tool_calls: list[inference_pb2.ToolCall] = field(default_factory=list)
 
     def Generate(self, request: inference_pb2.GenerateRequest, timeout: float | None = None) -> FakeCall:
         self.requests.append(request)
-        if self.unavailable:
-            call = FakeCall([], rpc_error(grpc.StatusCode.UNAVAILABLE, "connection refused"))
+        self.timeouts.append(timeout)
+        if self.unavailable or self.fail_code is not None:
+            call = FakeCall([], rpc_error(self.fail_code or grpc.StatusCode.UNAVAILABLE, "connection refused"))
         elif request.model != FAKE_MODEL:
             err = rpc_error(grpc.StatusCode.NOT_FOUND, f"The model `{request.model}` does not exist.",
                             "model_not_found", "model")
@@ -97,7 +104,8 @@ class FakeInferenceEngine:
             prompt_tokens = sum(len(m.content.split()) for m in messages) or len(request.prompt.split())
             out.append(inference_pb2.GenerateResponse(usage=inference_pb2.Usage(
                 prompt_tokens=prompt_tokens, completion_tokens=n * min(limit, len(words)))))
-            call = FakeCall(out, None)
+            cut = rpc_error(grpc.StatusCode.UNAVAILABLE, "Socket closed") if self.cut_after is not None else None
+            call = FakeCall(out, cut, self.cut_after or 0)
         self.calls.append(call)
         return call
 
@@ -120,6 +128,11 @@ class FakeGuard:
     moderation_words: dict[str, str] = field(default_factory=lambda: {"idiot": "harassment"})
     moderated: list[list[str]] = field(default_factory=list)
     input_placeholders: dict[str, str] = field(default_factory=dict)  # returned by ScanInput (restore rules)
+    error: grpc.aio.AioRpcError | None = None  # every scan fails with this (e.g. UNAVAILABLE: guard unreachable)
+
+    def _fail(self) -> None:
+        if self.error is not None:
+            raise self.error
 
     def _answer(self, verdict: int, texts: list[str]) -> guard_pb2.ScanResponse:
         findings = [guard_pb2.Finding(type="fake.finding", text_index=0, start=0, end=1, score=1.0,
@@ -130,6 +143,7 @@ class FakeGuard:
         return guard_pb2.ScanResponse(verdict=verdict, findings=findings, redacted_texts=redacted)
 
     async def ScanInput(self, request: guard_pb2.ScanRequest, timeout: float | None = None):
+        self._fail()
         self.inputs.append(list(request.texts))
         self.requests.append(request)
         answer = self._answer(self.input_verdict, list(request.texts))
@@ -137,11 +151,13 @@ class FakeGuard:
         return answer
 
     async def ScanOutput(self, request: guard_pb2.ScanRequest, timeout: float | None = None):
+        self._fail()
         self.outputs.append(list(request.texts))
         self.requests.append(request)
         return self._answer(self.output_verdict, list(request.texts))
 
     async def ScanRetrieved(self, request: guard_pb2.ScanRequest, timeout: float | None = None):
+        self._fail()
         self.requests.append(request)
         verdicts = [guard_pb2.VERDICT_BLOCK if any(b in t for b in self.retrieved_block) else guard_pb2.VERDICT_ALLOW
                     for t in request.texts]
@@ -176,6 +192,7 @@ class FakeOutputStreamCall:
 
     async def write(self, msg: guard_pb2.OutputStreamRequest) -> None:
         g = self.guard
+        g._fail()
         if msg.HasField("start"):
             g.stream_starts.append(msg.start)
             return
