@@ -26,7 +26,7 @@ run: install
 ## make test: installs what it needs and runs the whole suite (unit, integration, end-to-end).
 test: install
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
+	$(PY) -m pytest -q -rs --durations=25 $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

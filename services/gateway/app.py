@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -105,6 +106,10 @@ def create_app(
         await up.start()
         acc = access or await Access.connect(settings)
         attach(app, up, acc)
+        # What start-up built (routes, schemas, stubs) lives as long as the process: moved out of the collector's
+        # generations, full collections stop re-scanning it (a 30+ ms pause each, seen in p99 under load).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
