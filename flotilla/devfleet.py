@@ -51,7 +51,8 @@ class FleetConfig:
     startup_timeout_s: float = 600.0  # two vLLM engines on a busy 2-core machine can take minutes
     env: dict[str, str] = field(default_factory=dict)  # extra environment for every service
     extra_inference_ports: list[int] = field(default_factory=list)  # more inference replicas of the same model
-    # /metrics port per process ("inference", "inference-1", ...); unset: the service default (0 disables)
+    # /metrics port per process ("inference", "inference-1", "guard", "rag"); unset: the service default (0 disables).
+    # The gateway serves /metrics on its HTTP port.
     metrics_ports: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -281,7 +282,7 @@ class DevFleet:
         asyncio.run(check_all())
 
     def _wait_gateway_ready(self, name: str = "gateway", port: int | None = None) -> None:
-        url = f"http://{self.config.host}:{port or self.config.ports['gateway']}/ready"
+        url = f"http://{self.config.host}:{port or self.config.ports['gateway']}/readyz"
         deadline = time.monotonic() + 60
         while True:
             self._check_alive()
