@@ -52,7 +52,8 @@ class FleetConfig:
     startup_timeout_s: float = 600.0  # two vLLM engines on a busy 2-core machine can take minutes
     env: dict[str, str] = field(default_factory=dict)  # extra environment for every service
     extra_inference_ports: list[int] = field(default_factory=list)  # more inference replicas of the same model
-    # /metrics port per process ("inference", "inference-1", ...); unset: the service default (0 disables)
+    # /metrics port per process ("inference", "inference-1", "guard", "rag"); unset: the service default (0 disables).
+    # The gateway serves /metrics on its HTTP port.
     metrics_ports: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -289,7 +290,7 @@ class DevFleet:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:  # called from async code (a test)
             pool.submit(asyncio.run, check_all()).result()
 
-    def _wait_gateway_ready(self, name: str = "gateway", port: int | None = None, path: str = "/ready") -> None:
+    def _wait_gateway_ready(self, name: str = "gateway", port: int | None = None, path: str = "/readyz") -> None:
         url = f"http://{self.config.host}:{port or self.config.ports['gateway']}{path}"
         deadline = time.monotonic() + 60
         while True:
@@ -305,7 +306,7 @@ class DevFleet:
 
     @contextlib.contextmanager
     def extra_gateway(
-        self, name: str, port: int, env: dict[str, str] | None = None, ready_path: str = "/ready"
+        self, name: str, port: int, env: dict[str, str] | None = None, ready_path: str = "/readyz"
     ) -> Iterator[str]:
         """Another gateway process against this fleet's services (a second replica, or one with other
         settings); yields its base URL once ``ready_path`` answers 200 (``/health`` for a gateway whose

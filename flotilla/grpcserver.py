@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from flotilla import tracing
 from flotilla.tls import TLSFiles, server_credentials
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ async def start_server(
     options: Iterable[tuple[str, object]] = (),
 ) -> GrpcService:
     server = grpc.aio.server(
+        interceptors=tracing.server_interceptors() or None,  # trace context from the caller (when tracing is on)
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),

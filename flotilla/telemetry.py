@@ -1,6 +1,7 @@
-"""Logging shared by all services: JSON lines on stderr with the service name (and request id when set).
+"""Logging shared by all services: JSON lines on stderr with the service name, the request id when set and
+the trace and span ids while a span is active (see :mod:`flotilla.tracing`).
 
-Prompt text is never logged here; traces and metrics grow in the observability issue.
+Prompt text is never logged here (the gateway's access log has an opt-in for it).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 import logging
 import sys
 import time
+
+from flotilla.tracing import current_ids
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -31,6 +34,9 @@ class JsonFormatter(logging.Formatter):
         rid = request_id_var.get()
         if rid:
             entry["request_id"] = rid
+        ids = current_ids()
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in record.__dict__.items():
             if key.startswith("f_"):  # structured extras: logger.info("...", extra={"f_model": m})
                 entry[key[2:]] = value

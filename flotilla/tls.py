@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from flotilla import tracing
+
 SERVICES: tuple[str, ...] = ("gateway", "inference", "guard", "rag")
 _VALIDITY = dt.timedelta(days=825)
 
@@ -63,11 +65,15 @@ CLIENT_CHANNEL_OPTIONS: list[tuple[str, object]] = [
 def secure_channel(
     target: str, files: TLSFiles, server_name: str | None = None, options: Sequence[tuple[str, object]] = ()
 ) -> grpc.aio.Channel:
-    """An mTLS ``grpc.aio`` channel. ``server_name`` overrides the name checked against the server cert."""
+    """An mTLS ``grpc.aio`` channel. ``server_name`` overrides the name checked against the server cert.
+
+    When tracing is on (:mod:`flotilla.tracing`), the channel propagates the trace context of each call."""
     opts = list(options)
     if server_name:
         opts.append(("grpc.ssl_target_name_override", server_name))
-    return grpc.aio.secure_channel(target, channel_credentials(files), options=opts)
+    return grpc.aio.secure_channel(
+        target, channel_credentials(files), options=opts, interceptors=tracing.client_interceptors() or None
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, model_dir
         model_dir=model_dir,
         database_url=postgres_url,
         extra_inference_ports=[free_port()],  # two replicas of the model, to exercise routing and drain
-        metrics_ports={"inference": free_port(), "inference-1": free_port()},
+        metrics_ports={name: free_port() for name in ("inference", "inference-1", "guard", "rag")},
         env={"FLOTILLA_GATEWAY_ADMIN_KEY": "schemathesis-admin"},
     )
     fleet = DevFleet(config)

@@ -19,6 +19,7 @@ import asyncpg
 from fastapi import Request
 
 from flotilla.settings import flotilla_home
+from services.gateway import metrics, tracing
 from services.gateway.errors import OpenAIError
 from services.gateway.keys import ApiKey, KeyCache
 from services.gateway.ledger import Ledger, UsageRow
@@ -48,6 +49,7 @@ class Accounting:
     guard_findings: list[str] = field(default_factory=list)
     done: bool = False
     guard: Any = None  # the request's GuardSession: its verdict and finding types go to the ledger
+    span: Any = None  # the request's trace span while tracing is on
 
     def record_scan(self, scan: Any) -> None:
         """Keep the guard's verdict on the output and the finding types (never the text)."""
@@ -130,6 +132,7 @@ class Access:
             acct.reservation = await self.quotas.admit(acct.key, estimated_tokens)
         except QuotaExceeded as exc:
             acct.status = 429
+            metrics.QUOTA_REJECTIONS.labels(acct.key.id, exc.kind).inc()
             headers = {"retry-after": str(max(1, math.ceil(exc.reset_s)))}
             if exc.kind == "budget":
                 raise OpenAIError(429, "You exceeded the token budget of this API key.", type="insufficient_quota",
@@ -155,6 +158,9 @@ class Access:
             self.quotas.settle(acct.reservation, acct.usage.prompt_tokens + acct.usage.completion_tokens)
         if not acct.id:
             return  # refused before anything ran: nothing to bill
+        metrics.observe_usage(acct.model, acct.key.id, acct.usage.prompt_tokens, acct.usage.completion_tokens,
+                              acct.ttft_s)
+        tracing.finish(acct)
         if acct.guard is not None:
             rank = {None: -1, "allow": 0, "redact": 1, "block": 2}
             if rank.get(acct.guard.verdict, -1) > rank.get(acct.guard_verdict, -1):

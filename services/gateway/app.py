@@ -12,13 +12,16 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from flotilla import __version__
-from services.gateway import admin, deadlines, moderations, rag_routes
+from services.gateway import admin, deadlines, moderations, rag_routes, tracing
 from services.gateway.access import Access, Accounting, estimate_prompt_tokens
 from services.gateway.chat import ChatPipeline
 from services.gateway.completions import CompletionPipeline
 from services.gateway.errors import OpenAIError, install_handlers
+from services.gateway.health import Readiness
 from services.gateway.keys import ApiKey
+from services.gateway.metrics import metrics_endpoint
 from services.gateway.middleware import RequestContextMiddleware
+from services.gateway.observability import ObservabilityMiddleware
 from services.gateway.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -96,6 +99,7 @@ def create_app(
         app.state.upstreams = up
         app.state.chat = ChatPipeline(settings, up)
         app.state.completions = CompletionPipeline(app.state.chat)
+        app.state.readiness = Readiness(up, acc, settings.ready_cache_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -122,19 +126,24 @@ def create_app(
         attach(app, upstreams, access or Access(settings, None))
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                        path_limits=rag_routes.body_limits())
+    app.add_middleware(ObservabilityMiddleware, log_prompts=settings.log_prompts)  # outermost: counts 413s too
     install_handlers(app)
+    tracing.instrument_app(app)
 
+    @app.get("/healthz", include_in_schema=False)
     @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
+    @app.get("/readyz", include_in_schema=False)
     @app.get("/ready", include_in_schema=False)
-    async def ready(request: Request) -> JSONResponse:
-        """Readiness: every upstream reports SERVING over mTLS."""
-        statuses = await request.app.state.upstreams.check()
-        ok = all(s == "SERVING" for s in statuses.values())
-        return JSONResponse({"ready": ok, "upstreams": statuses}, status_code=200 if ok else 503)
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: inference, guard, RAG (and Postgres) reachable; see services/gateway/health.py."""
+        ok, body = await request.app.state.readiness.check()
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
     async def _models(request: Request) -> ModelList:
         router = request.app.state.upstreams.inference
@@ -179,7 +188,9 @@ def create_app(
         chat: ChatPipeline = request.app.state.chat
         key = access.authenticate(request)
         access.check_model(key, body.model)
-        acct = Accounting(key, "chat.completions", body.model, request.state.request_id, id=completion_id())
+        acct = request.state.acct = Accounting(key, "chat.completions", body.model, request.state.request_id,
+                                               id=completion_id())
+        tracing.chat_request(acct, body)
         prompt = estimate_prompt_tokens([m.text() for m in body.messages])
         await access.admit(acct, prompt + _max_new(chat, body.model, body.effective_max_tokens, prompt) * (body.n or 1))
 
@@ -201,7 +212,8 @@ def create_app(
         pipeline: CompletionPipeline = request.app.state.completions
         key = access.authenticate(request)
         access.check_model(key, body.model)
-        acct = Accounting(key, "completions", body.model, request.state.request_id, id=cmpl_id())
+        acct = request.state.acct = Accounting(key, "completions", body.model, request.state.request_id, id=cmpl_id())
+        tracing.chat_request(acct, body)
         prompts = [body.prompt] if isinstance(body.prompt, str) else [p for p in body.prompt if isinstance(p, str)]
         prompt = estimate_prompt_tokens(prompts)
         n = (body.n or 1) * max(len(prompts), 1)

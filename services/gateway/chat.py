@@ -166,6 +166,7 @@ class ChatPipeline:
         except grpc.aio.AioRpcError as exc:
             if not degraded.unreachable(exc):
                 raise from_grpc(exc, "rag") from None
+            metrics.upstream_error("rag", exc.code().name)
             if not self.settings.rag_fail_open:
                 raise degraded.rag_unavailable() from None
             metrics.RAG_DEGRADED.inc()

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flotilla.grpcerrors import error_details
+from services.gateway import metrics
 from services.gateway.protocol import ErrorInfo, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ def from_grpc(error: grpc.aio.AioRpcError, service: str) -> OpenAIError:
     """Map an upstream gRPC failure to the OpenAI error the client should see."""
     code, param = error_details(error)
     status = error.code()
+    if status != grpc.StatusCode.CANCELLED:  # CANCELLED: we cancelled it (the client went away)
+        metrics.upstream_error(service, status.name)
     details = error.details() or status.name
     if status == grpc.StatusCode.NOT_FOUND:
         return OpenAIError(404, details, code=code or "not_found", param=param or None)

@@ -115,8 +115,13 @@ class GuardSession:
         return degraded.guard_unavailable() if degraded.unreachable(exc) else from_grpc(exc, "guard")
 
     def skip(self, exc: grpc.aio.AioRpcError, rpc: str) -> bool:
-        """Fail open? Only for an unreachable guard and only when configured; counted once per request."""
-        if not (self.settings.guard_fail_open and degraded.unreachable(exc)):
+        """Fail open? Only for an unreachable guard and only when configured; counted once per request.
+        (Called first for every failed guard call: an unreachable guard counts as an upstream error here, other
+        failures when :func:`from_grpc` maps them.)"""
+        if not degraded.unreachable(exc):
+            return False
+        metrics.upstream_error("guard", exc.code().name)
+        if not self.settings.guard_fail_open:
             return False
         if not self.skipped:
             self.skipped = True

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
 from flotilla.v1 import rag_pb2
-from services.gateway import rag_api
+from services.gateway import rag_api, tracing
 from services.gateway.chat import ChatPipeline, Prepared
 from services.gateway.citations import Marker, MarkerStream, strip_markers
 from services.gateway.errors import OpenAIError
@@ -261,7 +261,8 @@ async def create_response(body: ResponsesRequest, request: Request):
             score_threshold=ranking.score_threshold or 0.0,
             filters_json=json.dumps(tool.filters) if tool.filters else "", check_stores=True,
         )
-    acct = Accounting(key, "responses", body.model, request.state.request_id, id=turn.id)
+    acct = request.state.acct = Accounting(key, "responses", body.model, request.state.request_id, id=turn.id)
+    tracing.chat_request(acct, chat_req)
     prompt = estimate_prompt_tokens([m.text() for m in messages])
     await access.admit(acct, prompt + _max_new(chat, body.model, body.max_output_tokens, prompt))
 

@@ -83,6 +83,11 @@ class GatewaySettings(ServiceSettings):
     guard_retrieved_policy: str = ""
     guard_policy_name: str = "gateway"
 
+    # Observability: the opt-in prompt text in the access log, the /readyz cache, an extra /metrics port.
+    log_prompts: bool = False  # never on by default: prompts may hold personal data
+    ready_cache_s: float = 2.0
+    metrics_port: int = 0  # 0: /metrics only on the HTTP port; else also served on this port
+
     @property
     def inference_target_list(self) -> list[str]:
         return [t.strip() for t in self.inference_targets.split(",") if t.strip()]

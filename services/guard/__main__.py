@@ -10,6 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model ships in a package; 
 
 from flotilla.grpcserver import serve_until_signal, start_server
 from flotilla.telemetry import setup_logging
+from flotilla.tracing import setup_tracing, shutdown_tracing
 from flotilla.v1 import guard_pb2, guard_pb2_grpc
 from services.guard import metrics
 from services.guard.server import GuardServicer
@@ -19,6 +20,7 @@ from services.guard.settings import GuardSettings
 async def main() -> None:
     settings = GuardSettings()
     setup_logging("guard", settings.log_level, settings.log_json)
+    setup_tracing("guard")  # OTEL_TRACES_EXPORTER unset: off
     metrics.serve(settings.metrics_port, settings.host)
     servicer = await asyncio.to_thread(GuardServicer, settings)  # loads the models
     svc = await start_server(
@@ -35,4 +37,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        shutdown_tracing()

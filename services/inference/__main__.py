@@ -8,6 +8,7 @@ import logging
 
 from flotilla.grpcserver import serve_until_signal, start_server
 from flotilla.telemetry import setup_logging
+from flotilla.tracing import setup_tracing, shutdown_tracing
 from flotilla.v1 import inference_pb2, inference_pb2_grpc
 from services.inference import metrics
 from services.inference.engine import build_engine, configure_environment
@@ -20,9 +21,10 @@ log = logging.getLogger("services.inference")
 async def main() -> None:
     settings = InferenceSettings()
     setup_logging("inference", settings.log_level, settings.log_json)
+    setup_tracing("inference")  # OTEL_TRACES_EXPORTER unset: off
     configure_environment(settings)
     engine = build_engine(settings)  # loads the weights; the port opens only once the engine is ready
-    metrics.serve(settings.host, settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.host)
     servicer = InferenceServicer(settings, engine)
     svc = await start_server(
         settings.listen_address,
@@ -44,4 +46,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        shutdown_tracing()

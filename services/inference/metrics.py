@@ -7,7 +7,9 @@ one ``/metrics`` endpoint serves both.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
+
+from flotilla.metrics import serve as serve  # re-exported: services.inference.__main__ starts it
 
 REQUESTS = Counter(
     "flotilla_inference_requests_total", "Generate calls by outcome", ["model", "outcome"]
@@ -23,7 +25,3 @@ TTFT = Histogram(
 )
 DRAINING = Gauge("flotilla_inference_draining", "1 while the replica drains after SIGTERM")
 
-
-def serve(host: str, port: int) -> None:
-    if port:
-        start_http_server(port, addr=host)

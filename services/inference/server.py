@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from opentelemetry import trace
 
 from flotilla.grpcerrors import abort
 from flotilla.v1 import inference_pb2, inference_pb2_grpc
@@ -20,6 +21,30 @@ from services.inference.sampling import to_vllm
 from services.inference.settings import InferenceSettings
 
 log = logging.getLogger(__name__)
+
+
+def _genai_request(
+    request: inference_pb2.GenerateRequest, max_tokens: int, n_prompt: int, engine_id: str
+) -> dict[str, Any]:
+    """OpenTelemetry gen_ai attributes of one Generate call (never the prompt)."""
+    sp = request.sampling
+    attrs: dict[str, Any] = {
+        "gen_ai.operation.name": "chat" if request.WhichOneof("input") == "chat" else "text_completion",
+        "gen_ai.system": "vllm",
+        "gen_ai.request.model": request.model,
+        "gen_ai.response.model": request.model,
+        "gen_ai.request.max_tokens": max_tokens,
+        "gen_ai.response.id": engine_id,
+        "gen_ai.usage.input_tokens": n_prompt,
+        "flotilla.request_id": request.request_id,
+    }
+    if sp.HasField("temperature"):
+        attrs["gen_ai.request.temperature"] = sp.temperature
+    if sp.HasField("top_p"):
+        attrs["gen_ai.request.top_p"] = sp.top_p
+    if sp.n > 1:
+        attrs["gen_ai.request.choice.count"] = sp.n
+    return attrs
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServicer):
@@ -101,6 +126,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         first = True
         first_delta = True
         outcome = "error"
+        finish_reasons: list[str] = []
+        span = trace.get_current_span()  # the Generate server span while tracing is on (non-recording otherwise)
+        if span.is_recording():
+            span.set_attributes(_genai_request(request, max_tokens, n_prompt, engine_id))
         metrics.IN_FLIGHT.labels(self.model).inc()
         try:
             params = to_vllm(sp, max_tokens, request.final_only)
@@ -111,6 +140,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                     if first and count:
                         metrics.TTFT.labels(self.model).observe(time.perf_counter() - started)
                         first = False
+                    if choice.finish_reason:
+                        finish_reasons.append(choice.finish_reason)
                     delta = inference_pb2.TextDelta(
                         index=choice.index, text=choice.text, finish_reason=choice.finish_reason or "",
                         token_count=count, prompt_tokens=n_prompt if first_delta else 0,
@@ -137,6 +168,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
             metrics.REQUESTS.labels(self.model, outcome).inc()
             metrics.PROMPT_TOKENS.labels(self.model).inc(n_prompt)
             metrics.COMPLETION_TOKENS.labels(self.model).inc(completion_tokens)
+            if span.is_recording():
+                span.set_attributes({"gen_ai.usage.input_tokens": n_prompt,
+                                     "gen_ai.usage.output_tokens": completion_tokens,
+                                     "gen_ai.response.finish_reasons": finish_reasons, "flotilla.outcome": outcome})
         yield inference_pb2.GenerateResponse(
             usage=inference_pb2.Usage(prompt_tokens=n_prompt, completion_tokens=completion_tokens)
         )

@@ -7,7 +7,9 @@ import asyncpg
 from flotilla.embeddings import DIM, MiniLM, OpenAIEmbeddings, TextEmbedder
 from flotilla.grpcserver import serve_until_signal, start_server
 from flotilla.telemetry import setup_logging
+from flotilla.tracing import setup_tracing, shutdown_tracing
 from flotilla.v1 import rag_pb2, rag_pb2_grpc
+from services.rag import metrics
 from services.rag.ingest import Ingestor
 from services.rag.server import RagServicer
 from services.rag.settings import RagSettings
@@ -27,6 +29,8 @@ def make_embedder(settings: RagSettings) -> tuple[TextEmbedder, MiniLM | None]:
 async def main() -> None:
     settings = RagSettings()
     setup_logging("rag", settings.log_level, settings.log_json)
+    setup_tracing("rag")  # OTEL_TRACES_EXPORTER unset: off
+    metrics.serve(settings.metrics_port, settings.host)
     embedder, minilm = make_embedder(settings)  # the schema stores vector(384): a remote model must match
     if minilm is None:
         from tokenizers import Tokenizer
@@ -59,4 +63,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        shutdown_tracing()

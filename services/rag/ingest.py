@@ -21,6 +21,7 @@ import asyncpg
 import numpy as np
 
 from flotilla.embeddings import TextEmbedder
+from services.rag import metrics
 from services.rag.chunking import chunk_text
 
 log = logging.getLogger(__name__)
@@ -136,9 +137,11 @@ class Ingestor:
             n = await self._ingest(job)
         except Superseded:
             log.info("ingestion superseded", extra=extra)
+            metrics.INGESTIONS.labels("superseded").inc()
             return
         except Exception as exc:  # the attachment fails with the reason; the worker goes on
             log.exception("ingestion failed", extra=extra)
+            metrics.INGESTIONS.labels("failed").inc()
             await self.pool.execute(
                 """UPDATE rag_vector_store_files SET status = 'failed', last_error_code = 'server_error',
                           last_error_message = $4, lease_until = NULL, updated_at = now()
@@ -147,6 +150,9 @@ class Ingestor:
             )
             return
         self.completed += 1
+        metrics.INGESTIONS.labels("completed").inc()
+        metrics.INGESTED_CHUNKS.inc(n)
+        metrics.INGESTION_SECONDS.observe(time.monotonic() - started)
         log.info("ingested", extra={**extra, "f_chunks": n, "f_seconds": round(time.monotonic() - started, 3)})
 
     async def _ingest(self, job: Job) -> int:
@@ -158,7 +164,8 @@ class Ingestor:
         vectors: list[np.ndarray] = []
         for start in range(0, len(chunks), self.batch_size):
             batch = [c.text for c in chunks[start : start + self.batch_size]]
-            vectors.append(await asyncio.to_thread(self.embedder.embed, batch))
+            with metrics.EMBEDDING_BATCH_SECONDS.labels("ingest").time():
+                vectors.append(await asyncio.to_thread(self.embedder.embed, batch))
             await self._renew(job)
         embedded = np.concatenate(vectors) if vectors else np.empty((0, self.embedder.dim), dtype=np.float32)
         literals = await asyncio.to_thread(lambda: [vector_literal(v) for v in embedded])

@@ -17,7 +17,7 @@ import numpy as np
 from flotilla.embeddings import MINILM_ALIASES, TextEmbedder
 from flotilla.grpcerrors import abort
 from flotilla.v1 import rag_pb2, rag_pb2_grpc
-from services.rag import chunking, filters, store
+from services.rag import chunking, filters, metrics, store
 from services.rag.extract import UnsupportedFile, extract
 from services.rag.ingest import Ingestor
 from services.rag.retrieval import RetrievalParams, matching_files, retrieve
@@ -129,7 +129,8 @@ class RagServicer(rag_pb2_grpc.RagServicer):
     async def _query_vector(self, text: str) -> np.ndarray | None:
         if self.embedder is None:
             return None
-        return (await asyncio.to_thread(self.embedder.embed, [text]))[0]
+        with metrics.EMBEDDING_BATCH_SECONDS.labels("query").time():
+            return (await asyncio.to_thread(self.embedder.embed, [text]))[0]
 
     # -- retrieval and embeddings ---------------------------------------------------------------------
 
@@ -137,6 +138,10 @@ class RagServicer(rag_pb2_grpc.RagServicer):
     async def Retrieve(
         self, request: rag_pb2.RetrieveRequest, context: grpc.aio.ServicerContext
     ) -> rag_pb2.RetrieveResponse:
+        with metrics.RETRIEVAL_SECONDS.time():
+            return await self._retrieve(request)
+
+    async def _retrieve(self, request: rag_pb2.RetrieveRequest) -> rag_pb2.RetrieveResponse:
         k = request.k or self.settings.default_k
         if k > self.settings.max_k:
             raise BadRequest(f"k must be at most {self.settings.max_k}", param="max_num_results")
@@ -185,7 +190,10 @@ class RagServicer(rag_pb2_grpc.RagServicer):
         if any(not text for text in inputs):
             raise BadRequest("'input' cannot contain empty strings.", param="input")
         embedder = self.embedder
-        vectors, tokens = await asyncio.to_thread(lambda: (embedder.embed(inputs), embedder.count_tokens(inputs)))
+        with metrics.EMBEDDING_BATCH_SECONDS.labels("api").time():
+            vectors, tokens = await asyncio.to_thread(
+                lambda: (embedder.embed(inputs), embedder.count_tokens(inputs))
+            )
         return rag_pb2.EmbedResponse(
             model=embedder.name, dim=embedder.dim, vectors=np.ascontiguousarray(vectors, dtype="<f4").tobytes(),
             prompt_tokens=sum(tokens),

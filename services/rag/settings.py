@@ -22,6 +22,7 @@ class RagSettings(ServiceSettings):
     default_k: int = 5
     max_k: int = 50
     drain_grace_s: float = 10.0
+    metrics_port: int = 9103  # Prometheus /metrics over HTTP; 0 disables
 
     # Retrieval: hybrid vector + full text, fused with reciprocal rank fusion.
     rrf_k: int = 60  # RRF's constant: score = sum 1 / (rrf_k + rank)

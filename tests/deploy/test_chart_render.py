@@ -72,6 +72,7 @@ COMBOS: dict[str, dict[str, Any]] = {
         "api_versions": PROMETHEUS_OPERATOR_APIS,
     },
     "metrics-without-prometheus-operator": {"sets": {"metrics.enabled": "true"}},
+    "metrics-off": {"sets": {"metrics.enabled": "false"}},
     "no-network-policy": {"sets": {"networkPolicy.enabled": "false"}},
     "bare": {
         "sets": {
@@ -266,8 +267,8 @@ def test_drain_lets_in_flight_work_finish(renders: dict[str, Rendered], combo: s
         assert w["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, where
         ready = c["readinessProbe"]
         if component == "gateway":
-            assert ready["httpGet"]["path"] == "/ready"
-            assert c["livenessProbe"]["httpGet"]["path"] == "/health"
+            assert ready["httpGet"]["path"] == "/readyz"
+            assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
         else:
             cmd = ready["exec"]["command"]
             assert cmd[:3] == ["python", "-m", "flotilla.healthcheck"], where

@@ -274,28 +274,13 @@ def _expected(*, metrics: bool, gateway_from: list[str], database: str, download
 @pytest.mark.parametrize(
     ("combo", "expected"),
     [
-        (
-            "defaults",
-            _expected(
-                metrics=False,
-                gateway_from=ANYONE,
-                database="postgres",
-                download=True,
-            ),
-        ),
+        ("defaults", _expected(metrics=True, gateway_from=ANYONE, database="postgres", download=True)),
+        ("metrics-off", _expected(metrics=False, gateway_from=ANYONE, database="postgres", download=True)),
         (
             "metrics-with-prometheus-operator",
             _expected(metrics=True, gateway_from=ANYONE, database="postgres", download=True),
         ),
-        (
-            "external-database-url",
-            _expected(
-                metrics=False,
-                gateway_from=ANYONE,
-                database="external-db",
-                download=True,
-            ),
-        ),
+        ("external-database-url", _expected(metrics=True, gateway_from=ANYONE, database="external-db", download=True)),
         ("production", _expected(metrics=True, gateway_from=["ingress-nginx"], database="external-db", download=True)),
     ],
 )
@@ -437,11 +422,47 @@ def test_gateway_replicas_share_a_generated_cache_salt_secret(render: Any) -> No
 
 
 def test_inference_metrics_port_follows_the_values(render: Any) -> None:
-    for combo in ("defaults", "metrics-with-prometheus-operator"):
+    for combo in ("defaults", "metrics-with-prometheus-operator", "metrics-off"):
         c = _container(_r(render, combo), "inference")
         assert plain_env(c)["FLOTILLA_INFERENCE_METRICS_PORT"] == "9101"
         opened = [p["containerPort"] for p in c["ports"] if p["name"] == "metrics"]
-        assert opened == ([9101] if combo != "defaults" else [])
+        assert opened == ([9101] if combo != "metrics-off" else [])
+
+
+@pytest.mark.parametrize("combo", ["defaults", "production", "metrics-without-prometheus-operator", "metrics-off"])
+def test_every_service_is_scraped_on_the_port_it_serves_metrics_on(render: Any, combo: str) -> None:
+    """Metrics are on by default: each pod's prometheus.io/port is a port its container opens, and the service
+    listens there (FLOTILLA_<SERVICE>_METRICS_PORT; the gateway serves /metrics on its HTTP port)."""
+    rendered = _r(render, combo)
+    enabled = combo != "metrics-off"
+    for component in ("gateway", "guard", "rag", "inference"):
+        for w in rendered.component(component):
+            if w["kind"] != "Deployment":
+                continue
+            annotations = w["spec"]["template"]["metadata"].get("annotations") or {}
+            (c,) = pod_template(w)["spec"]["containers"]
+            ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+            env = plain_env(c)
+            if not enabled:
+                assert "prometheus.io/scrape" not in annotations and "metrics" not in ports, component
+                if component in ("guard", "rag"):
+                    assert env[f"FLOTILLA_{component.upper()}_METRICS_PORT"] == "0"
+                continue
+            assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+            port = int(annotations["prometheus.io/port"])
+            if component == "gateway":
+                assert port == ports["http"] and "FLOTILLA_GATEWAY_METRICS_PORT" not in env
+            else:
+                assert port == ports["metrics"] == int(env[f"FLOTILLA_{component.upper()}_METRICS_PORT"]), component
+    if enabled:
+        assert {s["metadata"]["name"] for s in rendered.of("Service") if "metrics" in {
+            p["name"] for p in s["spec"]["ports"]}} >= {"rel-flotilla-guard", "rel-flotilla-rag"}
+
+
+def test_gateway_metrics_on_a_port_of_their_own(render: Any) -> None:
+    c = _container(render(sets={"metrics.ports.gateway": "9100"}), "gateway")
+    assert plain_env(c)["FLOTILLA_GATEWAY_METRICS_PORT"] == "9100"
+    assert {p["name"]: p["containerPort"] for p in c["ports"]}["metrics"] == 9100
 
 
 def test_inference_scales_on_vllm_queue_depth(render: Any) -> None:
@@ -469,7 +490,7 @@ def test_inference_scales_on_vllm_queue_depth(render: Any) -> None:
 
 
 def test_monitoring_objects_follow_the_prometheus_operator(render: Any) -> None:
-    assert not _r(render, "defaults").of("ServiceMonitor"), "metrics are off by default"
+    assert not _r(render, "defaults").of("ServiceMonitor"), "only where the Prometheus Operator's CRDs are"
     without = _r(render, "metrics-without-prometheus-operator")
     assert not without.of("ServiceMonitor") and not without.of("PrometheusRule"), "only where the CRDs are"
     assert without.of("ConfigMap"), "the dashboard needs no operator"
@@ -511,13 +532,13 @@ def test_monitoring_objects_follow_the_prometheus_operator(render: Any) -> None:
         "flotilla_requests_total",
         "flotilla_time_to_first_token_seconds_bucket",
         "vllm:num_requests_waiting",
-        "flotilla_guard_blocks_total",
+        "flotilla_guard_verdicts_total",
     ):
         assert metric in exprs and metric in " ".join(alerts.values()), metric
     # Metrics ports are opened on the pods and Services only when enabled.
     assert not [
         p
-        for c in containers(_r(render, "defaults").component("guard")[0])
+        for c in containers(_r(render, "metrics-off").component("guard")[0])
         for p in c["ports"]
         if p["name"] == "metrics"
     ]

@@ -259,3 +259,34 @@ def fake_access(settings, **limits) -> tuple[Access, str]:
     access.keys.loaded = asyncio.Event()
     access.keys.loaded.set()
     return access, key
+
+
+@dataclass
+class FakeHealth:
+    """Mimics a ``grpc.health.v1`` stub: answers ``status`` (or raises ``error``) and counts the calls."""
+
+    status: str = "SERVING"
+    error: grpc.aio.AioRpcError | None = None
+    calls: int = 0
+
+    async def Check(self, request, timeout: float | None = None):
+        from grpc_health.v1 import health_pb2
+
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.ServingStatus.Value(self.status))
+
+
+@dataclass
+class FakePool:
+    """Mimics the part of an ``asyncpg.Pool`` the readiness probe uses: ``fetchval`` (or ``error``)."""
+
+    error: Exception | None = None
+    calls: int = 0
+
+    async def fetchval(self, query: str):
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return 1

@@ -31,7 +31,7 @@ spec:
     metadata:
       labels:
         {{- include "flotilla.componentLabels" $c | nindent 8 }}
-      {{- include "flotilla.podAnnotations" $root | nindent 6 }}
+      {{- include "flotilla.podAnnotations" (dict "root" $root "component" .component) | nindent 6 }}
     spec:
       {{- include "flotilla.podSpecCommon" $root | nindent 6 }}
       terminationGracePeriodSeconds: {{ include "flotilla.terminationGrace" (dict "root" $root "drain" $v.drainGraceSeconds) }}
@@ -54,6 +54,9 @@ spec:
             {{- include "flotilla.commonEnv" (dict "root" $root "prefix" .prefix "port" $v.port) | nindent 12 }}
             - name: {{ .prefix }}DRAIN_GRACE_S
               value: {{ $v.drainGraceSeconds | quote }}
+            # Prometheus /metrics over HTTP; 0 keeps the port closed while metrics are off.
+            - name: {{ .prefix }}METRICS_PORT
+              value: {{ ternary $metricsPort 0 $root.Values.metrics.enabled | quote }}
             {{- with .env }}
             {{- . | nindent 12 }}
             {{- end }}

@@ -215,11 +215,18 @@ exec:
   command: ["python", "-m", "flotilla.healthcheck", "--env-prefix", "{{ .prefix }}", "--timeout", "4"]
 {{- end }}
 
-{{/* Pod annotations every Flotilla pod gets. */}}
+{{/* Pod annotations every Flotilla pod gets: (dict "root" $ "component" "guard"). With metrics on, the
+prometheus.io/* scrape annotations (for Prometheus without the operator) name the component's metrics port. */}}
 {{- define "flotilla.podAnnotations" -}}
+{{- $root := .root }}
 {{- $ann := dict -}}
-{{- if .Values.metrics.enabled }}{{ $_ := set $ann "flotilla.dev/metrics-path" .Values.metrics.path }}{{ end -}}
-{{- $ann = merge $ann .Values.podAnnotations -}}
+{{- if $root.Values.metrics.enabled }}
+{{- $_ := set $ann "flotilla.dev/metrics-path" $root.Values.metrics.path }}
+{{- $_ := set $ann "prometheus.io/scrape" "true" }}
+{{- $_ := set $ann "prometheus.io/path" $root.Values.metrics.path }}
+{{- $_ := set $ann "prometheus.io/port" (toString (index $root.Values.metrics.ports .component)) }}
+{{- end -}}
+{{- $ann = merge $ann $root.Values.podAnnotations -}}
 {{- with $ann }}
 annotations:
   {{- toYaml . | nindent 2 }}
