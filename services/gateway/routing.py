@@ -208,14 +208,15 @@ class InferenceRouter:
                 self.eject(replica)
             return
         replica.models = {m.id: m for m in resp.models}
-        if replica.state == "half_open":  # the health probe brings it back
+        state = replica.state
+        if state == "half_open":  # the health probe brings it back
             self.succeeded(replica)
+        elif state == "open":  # it answers again: half-open now, the next request is its trial
+            replica.down_until = time.monotonic()
 
     async def ensure_discovered(self) -> None:
         if not self._discovered.is_set():
             await self.refresh()
-
-    # -- selection -----------------------------------------------------------------------------------
 
     # -- circuit breaker -----------------------------------------------------------------------------
 

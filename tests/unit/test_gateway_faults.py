@@ -122,13 +122,16 @@ async def test_half_open_lets_one_trial_through_and_its_outcome_decides() -> Non
     assert replica.name == "r-dead" and r.state == "closed" and r.opened == 0 and not r.trial
 
 
-async def test_the_health_probe_closes_a_half_open_circuit_but_not_an_open_one() -> None:
+async def test_the_health_probe_half_opens_an_open_circuit_and_closes_a_half_open_one() -> None:
+    """A replica that answers ListModels again (e.g. one that was still loading its model while the gateway
+    started) gets its trial request at once instead of waiting out a doubled ejection."""
     router, _ = await router_over({"r0": FakeInferenceEngine(), "r1": FakeInferenceEngine()})
     r = router.replicas["r0"]
-    router.failed(r, grpc.StatusCode.UNAVAILABLE)
-    await router.refresh()  # ListModels answers, but the open period has not passed
+    for _ in range(4):
+        router.failed(r, grpc.StatusCode.UNAVAILABLE)
     assert r.state == "open"
-    elapse(router, "r0")
+    await router.refresh()  # ListModels answers: one trial request may go there now
+    assert r.state == "half_open" and r.up
     await router.refresh()
     assert r.state == "closed" and r.opened == 0
 
