@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from flotilla import __version__
-from services.gateway import admin, deadlines, moderations, rag_routes, tracing
+from services.gateway import admin, moderations, rag_routes, tracing
 from services.gateway.access import Access, Accounting, estimate_prompt_tokens
 from services.gateway.chat import ChatPipeline
 from services.gateway.completions import CompletionPipeline
@@ -120,8 +120,7 @@ def create_app(
             await up.close()
             await acc.close()
 
-    app = FastAPI(title="Flotilla gateway", version=__version__, lifespan=lifespan,
-                  dependencies=[Depends(deadlines.client_timeout)])  # x-flotilla-timeout-s
+    app = FastAPI(title="Flotilla gateway", version=__version__, lifespan=lifespan)
     if upstreams is not None:
         attach(app, upstreams, access or Access(settings, None))
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,

@@ -8,19 +8,18 @@ from __future__ import annotations
 import math
 from contextvars import ContextVar
 
-from fastapi import Request
-
 from services.gateway.errors import OpenAIError
 from services.gateway.settings import GatewaySettings
 
 TIMEOUT_HEADER = "x-flotilla-timeout-s"
+TIMEOUT_HEADER_BYTES = TIMEOUT_HEADER.encode()
 
 _client_timeout: ContextVar[float | None] = ContextVar("flotilla_client_timeout", default=None)
 
 
-async def client_timeout(request: Request) -> None:
-    """App-wide dependency: read the client's timeout header (400 when it is not a positive number)."""
-    raw = request.headers.get(TIMEOUT_HEADER)
+def read_header(raw: bytes | None) -> None:
+    """Take the client's timeout header for this request (called by the request middleware for every
+    request; raises the 400 when it is not a positive number of seconds)."""
     if raw is None:
         _client_timeout.set(None)
         return
@@ -29,6 +28,7 @@ async def client_timeout(request: Request) -> None:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
+        _client_timeout.set(None)
         raise OpenAIError(400, f"Invalid '{TIMEOUT_HEADER}' header: a positive number of seconds is required.",
                           code="invalid_value")
     _client_timeout.set(value)

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request ids on every response and a request-body size limit (413)."""
+"""Pure ASGI middleware: request ids on every response, a request-body size limit (413) and the client's
+timeout header (``x-flotilla-timeout-s``, see deadlines.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flotilla.telemetry import request_id_var
+from services.gateway import deadlines
 from services.gateway.errors import OpenAIError
 
 
@@ -43,6 +45,11 @@ class RequestContextMiddleware:
         try:
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 await too_large.response()(scope, receive, send_with_id)
+                return
+            try:
+                deadlines.read_header(headers.get(deadlines.TIMEOUT_HEADER_BYTES))  # x-flotilla-timeout-s
+            except OpenAIError as exc:
+                await exc.response()(scope, receive, send_with_id)
                 return
             received = 0
 

@@ -26,15 +26,26 @@ PROMPT_BODY_LIMIT = 64 * 1024  # bytes of request body kept for the prompt log (
 PROMPT_LOG_CHARS = 4000
 
 
+_STATIC: dict[tuple[str, str], str] = {}  # (method, path) of a route without parameters -> its template
+
+
 def route_template(scope: Scope) -> str:
-    """The template of the route ``scope`` matches (``/v1/files/{file_id}``), else ``unmatched``."""
+    """The template of the route ``scope`` matches (``/v1/files/{file_id}``), else ``unmatched``. Routes without
+    path parameters (the generation routes among them) are looked up once and then remembered."""
+    key = (scope.get("method", ""), scope.get("path", ""))
+    cached = _STATIC.get(key)
+    if cached is not None:
+        return cached
     app = scope.get("app")
     router = getattr(app, "router", None)
     partial = None
     for route in getattr(router, "routes", ()):
         match, _ = route.matches(scope)
         if match is Match.FULL:
-            return getattr(route, "path", metrics.UNMATCHED)
+            template = getattr(route, "path", metrics.UNMATCHED)
+            if "{" not in template:
+                _STATIC[key] = template
+            return template
         if match is Match.PARTIAL and partial is None:  # the path exists, the method does not (405)
             partial = getattr(route, "path", None)
     return partial or metrics.UNMATCHED
