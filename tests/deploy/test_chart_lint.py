@@ -99,6 +99,43 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         "inference.modelCache.existingClaim is required",
     ),
     "bad log level": ({"sets": {"logging.level": "LOUD"}}, "/logging/level"),
+    "guard switch not a boolean": ({"set_json": {"guard.enabled": "no"}}, "/guard/enabled"),
+    "fail-open not a boolean": ({"set_json": {"gateway.failOpen.rag": "yes"}}, "/gateway/failOpen/rag"),
+    "unknown fail-open hop": ({"set_json": {"gateway.failOpen.inference": True}}, "inference"),
+    "retries not an integer": ({"set_json": {"gateway.retries.count": 1.5}}, "/gateway/retries/count"),
+    "retries as a string": ({"set_json": {"gateway.retries.count": "2"}}, "/gateway/retries/count"),
+    "negative backoff": ({"set_json": {"gateway.retries.backoffSeconds": -1}}, "/gateway/retries/backoffSeconds"),
+    "circuit opening on no failures": (
+        {"set_json": {"gateway.circuitBreaker.failures": 0}},
+        "/gateway/circuitBreaker/failures",
+    ),
+    "zero ejection": ({"set_json": {"gateway.circuitBreaker.ejectSeconds": 0}}, "/gateway/circuitBreaker/ejectSeconds"),
+    "forwarded ips as one string": (
+        {"set_json": {"gateway.forwardedAllowIps": "10.0.0.0/8,10.1.0.0/16"}},
+        "/gateway/forwardedAllowIps",
+    ),
+    "forwarded ips with a comma": (
+        {"set_json": {"gateway.forwardedAllowIps": ["10.0.0.0/8,10.1.0.0/16"]}},
+        "/gateway/forwardedAllowIps/0",
+    ),
+    "log prompts not a boolean": ({"set_json": {"gateway.logPrompts": "true"}}, "/gateway/logPrompts"),
+    "relative spool path": ({"sets": {"gateway.ledgerSpool.mountPath": "spool"}}, "/gateway/ledgerSpool/mountPath"),
+    "spool persistence not a boolean": (
+        {"set_json": {"gateway.ledgerSpool.persistence.enabled": "yes"}},
+        "/gateway/ledgerSpool/persistence/enabled",
+    ),
+    "bad spool claim size": (
+        {"sets": {"gateway.ledgerSpool.persistence.size": "lots"}},
+        "/gateway/ledgerSpool/persistence/size",
+    ),
+    "bad spool access mode": (
+        {"set_json": {"gateway.ledgerSpool.persistence.accessModes": ["ReadOnlyMany"]}},
+        "/gateway/ledgerSpool/persistence/accessModes/0",
+    ),
+    "gateway drain shorter than uvicorn's": (
+        {"sets": {"gateway.drainGraceSeconds": "10"}},
+        "/gateway/drainGraceSeconds",
+    ),
 }
 
 

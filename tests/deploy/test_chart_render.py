@@ -99,6 +99,34 @@ COMBOS: dict[str, dict[str, Any]] = {
         "set_json": {"gateway.httpRoute.parentRefs": [{"name": "public", "namespace": "gateway-system"}]},
     },
     "three-models": {"set_json": {"models": THREE_MODELS}},
+    "guard-disabled": {"sets": {"guard.enabled": "false"}, "api_versions": PROMETHEUS_OPERATOR_APIS},
+    "gateway-fault-settings": {
+        "sets": {
+            "gateway.failOpen.guard": "true",
+            "gateway.failOpen.rag": "true",
+            "gateway.retries.count": "4",
+            "gateway.circuitBreaker.failures": "7",
+            "gateway.logPrompts": "true",
+            "gateway.ledgerSpool.mountPath": "/spool",
+            "gateway.ledgerSpool.sizeLimit": "64Mi",
+        },
+        "set_json": {
+            "gateway.retries.backoffSeconds": 0.2,
+            "gateway.retries.backoffMaxSeconds": 2.5,
+            "gateway.circuitBreaker.ejectSeconds": 1.5,
+            "gateway.circuitBreaker.ejectMaxSeconds": 30,
+            "gateway.forwardedAllowIps": ["10.0.0.0/8", "fd00::/8"],
+        },
+    },
+    "gateway-spool-claims": {
+        "sets": {
+            "gateway.ledgerSpool.persistence.enabled": "true",
+            "gateway.ledgerSpool.persistence.storageClass": "fast-ssd",
+            "gateway.ledgerSpool.persistence.size": "2Gi",
+            "gateway.autoscaling.enabled": "true",
+        },
+        "api_versions": PROMETHEUS_OPERATOR_APIS,
+    },
     "model-cache-ephemeral": {
         "sets": {"inference.modelCache.type": "ephemeral", "inference.modelCache.storageClass": "fast-ssd"}
     },
@@ -128,6 +156,17 @@ def renders(render: Any) -> dict[str, Rendered]:
 
 def _kube_version(combo: str) -> str:
     return COMBOS[combo].get("kube_version", KUBE_VERSION)
+
+
+def _serving_workloads(rendered: Rendered) -> list[dict[str, Any]]:
+    """The Flotilla services' workloads: every Deployment, and the gateway also as a StatefulSet (per-replica
+    ledger spool claims)."""
+    return [
+        w
+        for w in rendered.workloads()
+        if w["kind"] == "Deployment"
+        or (w["kind"] == "StatefulSet" and pod_labels(w)["app.kubernetes.io/component"] == "gateway")
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -236,10 +275,11 @@ def test_autoscaler_and_replicas_are_never_both_set(renders: dict[str, Rendered]
     scalers: dict[str, int] = {}
     for s in [*rendered.of("HorizontalPodAutoscaler"), *rendered.of("ScaledObject")]:
         ref = s["spec"]["scaleTargetRef"]
-        assert ref.get("kind", "Deployment") == "Deployment"
-        rendered.get("Deployment", ref["name"])  # the target exists
+        kind = ref.get("kind", "Deployment")
+        assert kind in ("Deployment", "StatefulSet")
+        rendered.get(kind, ref["name"])  # the target exists, of that kind
         scalers[ref["name"]] = scalers.get(ref["name"], 0) + 1
-    for d in rendered.of("Deployment"):
+    for d in [*rendered.of("Deployment"), *rendered.of("StatefulSet")]:
         name = d["metadata"]["name"]
         assert scalers.get(name, 0) <= 1, f"{name} has {scalers[name]} autoscalers"
         if scalers.get(name):
@@ -253,7 +293,7 @@ def test_drain_lets_in_flight_work_finish(renders: dict[str, Rendered], combo: s
     """preStop delay + the service's own drain grace fit in terminationGracePeriodSeconds; gRPC servers
     turn unready through their health service; rolling updates never go below the wanted replicas."""
     rendered = renders[combo]
-    for w in rendered.of("Deployment"):
+    for w in _serving_workloads(rendered):
         spec = pod_template(w)["spec"]
         (c,) = spec["containers"]
         where = w["metadata"]["name"]
@@ -264,7 +304,10 @@ def test_drain_lets_in_flight_work_finish(renders: dict[str, Rendered], combo: s
         drain_env = env_of(c).get(f"FLOTILLA_{component.upper()}_DRAIN_GRACE_S")
         drain = float(drain_env["value"]) if drain_env else 30.0  # the gateway's uvicorn grace is fixed at 30 s
         assert spec["terminationGracePeriodSeconds"] >= delay + drain + 5, where
-        assert w["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, where
+        if w["kind"] == "StatefulSet":  # the gateway with per-replica spool claims: one pod at a time
+            assert w["spec"]["updateStrategy"]["type"] == "RollingUpdate", where
+        else:
+            assert w["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, where
         ready = c["readinessProbe"]
         if component == "gateway":
             assert ready["httpGet"]["path"] == "/readyz"
@@ -288,7 +331,7 @@ def test_every_pod_mounts_its_own_certificate(renders: dict[str, Rendered], comb
     rendered = renders[combo]
     cert_manager = bool(rendered.of("Certificate"))
     secret_names = []
-    for w in rendered.of("Deployment"):
+    for w in _serving_workloads(rendered):
         spec = pod_template(w)["spec"]
         (c,) = spec["containers"]
         component = pod_labels(w)["app.kubernetes.io/component"]

@@ -54,6 +54,9 @@ def _gateway_targets(rendered: Rendered) -> dict[str, list[tuple[str, int]]]:
     env = plain_env(_container(rendered, "gateway"))
     out = {}
     for key, component in UPSTREAMS.items():
+        if key == "GUARD" and env["FLOTILLA_GATEWAY_GUARD_ENABLED"] == "false":
+            assert "FLOTILLA_GATEWAY_GUARD_TARGET" not in env, "no guard target without a guard"
+            continue
         targets = env[f"FLOTILLA_GATEWAY_{key}_TARGET{'S' if key == 'INFERENCE' else ''}"].split(",")
         assert f"FLOTILLA_GATEWAY_{key}_SERVER_NAME" not in env, "each target is verified against its own name"
         out[component] = [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1])) for t in targets]
@@ -78,7 +81,7 @@ def _tls_secret_of(workload: dict[str, Any]) -> str:
     return next(v for v in pod_template(workload)["spec"]["volumes"] if v["name"] == "tls")["secret"]["secretName"]
 
 
-@pytest.mark.parametrize("combo", ["defaults", "three-models", "names-and-load-balancer"])
+@pytest.mark.parametrize("combo", ["defaults", "three-models", "names-and-load-balancer", "guard-disabled"])
 def test_every_target_reaches_a_server_whose_certificate_names_it(render: Any, combo: str) -> None:
     """Gateway target host -> Service -> pods -> their mounted certificate: it carries that very name,
     is signed by the CA the gateway trusts, and the gateway's own certificate is signed by the CA the
@@ -258,15 +261,19 @@ def _network(rendered: Rendered) -> NetworkModel:
     return NetworkModel(rendered.of("NetworkPolicy"), NAMESPACE, eps)
 
 
-def _expected(*, metrics: bool, gateway_from: list[str], database: str, download: bool) -> set[tuple[str, str, int]]:
+def _expected(
+    *, metrics: bool, gateway_from: list[str], database: str, download: bool, guard: bool = True
+) -> set[tuple[str, str, int]]:
     flows = {(src, "gateway", 8000) for src in gateway_from}
-    flows |= {("gateway", "guard", 50052), ("gateway", "rag", 50053), ("gateway", "inference", 50051)}
+    flows |= {("gateway", "rag", 50053), ("gateway", "inference", 50051)}
+    if guard:
+        flows |= {("gateway", "guard", 50052)} | ({("prometheus", "guard", 9102)} if metrics else set())
     flows |= {(src, database, 5432) for src in ("gateway", "rag", "migrations")}
     flows |= {(src, "dns", 53) for src in ("gateway", "rag", "inference", "migrations")}
     if download:  # modelDownloadTo is 0.0.0.0/0: any address outside the cluster, on 443 only
         flows |= {("inference", "internet", 443), ("inference", "external-db", 443)}
     if metrics:
-        flows |= {("prometheus", "gateway", 8000), ("prometheus", "guard", 9102), ("prometheus", "rag", 9103)}
+        flows |= {("prometheus", "gateway", 8000), ("prometheus", "rag", 9103)}
         flows |= {("prometheus", "inference", 9101)}
     return flows
 
@@ -282,6 +289,14 @@ def _expected(*, metrics: bool, gateway_from: list[str], database: str, download
         ),
         ("external-database-url", _expected(metrics=True, gateway_from=ANYONE, database="external-db", download=True)),
         ("production", _expected(metrics=True, gateway_from=["ingress-nginx"], database="external-db", download=True)),
+        (
+            "guard-disabled",
+            _expected(metrics=True, gateway_from=ANYONE, database="postgres", download=True, guard=False),
+        ),
+        (
+            "gateway-spool-claims",
+            _expected(metrics=True, gateway_from=ANYONE, database="postgres", download=True),
+        ),
     ],
 )
 def test_network_policies_allow_exactly_the_needed_flows(
@@ -429,7 +444,9 @@ def test_inference_metrics_port_follows_the_values(render: Any) -> None:
         assert opened == ([9101] if combo != "metrics-off" else [])
 
 
-@pytest.mark.parametrize("combo", ["defaults", "production", "metrics-without-prometheus-operator", "metrics-off"])
+@pytest.mark.parametrize(
+    "combo", ["defaults", "production", "metrics-without-prometheus-operator", "metrics-off", "gateway-spool-claims"]
+)
 def test_every_service_is_scraped_on_the_port_it_serves_metrics_on(render: Any, combo: str) -> None:
     """Metrics are on by default: each pod's prometheus.io/port is a port its container opens, and the service
     listens there (FLOTILLA_<SERVICE>_METRICS_PORT; the gateway serves /metrics on its HTTP port)."""
@@ -437,7 +454,7 @@ def test_every_service_is_scraped_on_the_port_it_serves_metrics_on(render: Any, 
     enabled = combo != "metrics-off"
     for component in ("gateway", "guard", "rag", "inference"):
         for w in rendered.component(component):
-            if w["kind"] != "Deployment":
+            if w["kind"] not in ("Deployment", "StatefulSet"):
                 continue
             annotations = w["spec"]["template"]["metadata"].get("annotations") or {}
             (c,) = pod_template(w)["spec"]["containers"]
@@ -455,8 +472,11 @@ def test_every_service_is_scraped_on_the_port_it_serves_metrics_on(render: Any, 
             else:
                 assert port == ports["metrics"] == int(env[f"FLOTILLA_{component.upper()}_METRICS_PORT"]), component
     if enabled:
-        assert {s["metadata"]["name"] for s in rendered.of("Service") if "metrics" in {
-            p["name"] for p in s["spec"]["ports"]}} >= {"rel-flotilla-guard", "rel-flotilla-rag"}
+        assert {
+            s["metadata"]["name"]
+            for s in rendered.of("Service")
+            if "metrics" in {p["name"] for p in s["spec"]["ports"]}
+        } >= {"rel-flotilla-guard", "rel-flotilla-rag"}
 
 
 def test_gateway_metrics_on_a_port_of_their_own(render: Any) -> None:
@@ -571,7 +591,20 @@ def _settings_env_names(settings_cls: type) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("combo", ["defaults", "production", "three-models"])
+def _settings_from_env(cls: type, env: dict[str, str]) -> Any:
+    saved = dict(os.environ)
+    try:
+        os.environ.update(env)
+        return cls()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.mark.parametrize(
+    "combo",
+    ["defaults", "production", "three-models", "guard-disabled", "gateway-fault-settings", "gateway-spool-claims"],
+)
 def test_chart_env_is_read_by_the_services(render: Any, combo: str) -> None:
     """Every FLOTILLA_* variable the chart sets is a field of the service's settings (a renamed setting
     breaks this test, not a cluster), and the settings accept the rendered values."""
@@ -590,12 +623,158 @@ def test_chart_env_is_read_by_the_services(render: Any, combo: str) -> None:
             unknown = [n for n in ours if n not in known]
             assert not unknown, f"{component}: {unknown} are not settings of {cls.__name__}"
             env = {k: v for k, v in plain_env(c).items() if k.startswith("FLOTILLA_") or k == "DATABASE_URL"}
-            saved = dict(os.environ)
-            try:
-                os.environ.update(env)
-                settings = cls()
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
+            settings = _settings_from_env(cls, env)
             assert str(settings.tls_files().cert) == "/etc/flotilla/tls/tls.crt"
             assert settings.host == "0.0.0.0"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Gateway: fault behaviour, the guard switch, the usage-ledger spool
+
+# values.yaml path -> GatewaySettings field of every gateway setting the chart renders from typed values.
+GATEWAY_VALUES = {
+    "failOpen.guard": "guard_fail_open",
+    "failOpen.rag": "rag_fail_open",
+    "retries.count": "retries",
+    "retries.backoffSeconds": "retry_backoff_s",
+    "retries.backoffMaxSeconds": "retry_backoff_max_s",
+    "circuitBreaker.failures": "circuit_failures",
+    "circuitBreaker.ejectSeconds": "eject_s",
+    "circuitBreaker.ejectMaxSeconds": "eject_max_s",
+    "logPrompts": "log_prompts",
+    "forwardedAllowIps": "forwarded_allow_ips",
+}
+
+
+def _gateway_settings(rendered: Rendered) -> Any:
+    from services.gateway.settings import GatewaySettings
+
+    c = _container(rendered, "gateway")
+    env = {k: v for k, v in plain_env(c).items() if k.startswith("FLOTILLA_")}
+    return _settings_from_env(GatewaySettings, env)
+
+
+def _values_at(values: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        values = values[part]
+    return values
+
+
+def test_gateway_defaults_are_the_services_defaults(render: Any) -> None:
+    """The chart's default gateway values are GatewaySettings' own defaults (no silent behaviour change)."""
+    import yaml
+
+    from services.gateway.settings import GatewaySettings
+
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())["gateway"]
+    code = GatewaySettings.model_fields
+    settings = _gateway_settings(_r(render, "defaults"))
+    for path, field in GATEWAY_VALUES.items():
+        value = _values_at(defaults, path)
+        if isinstance(value, list):
+            value = ",".join(value)
+        assert value == code[field].default, f"gateway.{path}={value!r} but {field} defaults to {code[field].default!r}"
+        assert getattr(settings, field) == code[field].default, field
+    assert settings.guard_enabled is True
+    assert "FLOTILLA_GATEWAY_FORWARDED_ALLOW_IPS" not in plain_env(_container(_r(render, "defaults"), "gateway"))
+
+
+def test_gateway_fault_settings_reach_the_gateway(render: Any) -> None:
+    combo = COMBOS["gateway-fault-settings"]
+    given = {**{k: v for k, v in combo["sets"].items()}, **combo["set_json"]}
+    settings = _gateway_settings(_r(render, "gateway-fault-settings"))
+    for path, field in GATEWAY_VALUES.items():
+        value = given[f"gateway.{path}"]
+        expected = {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+        if isinstance(expected, list):
+            expected = ",".join(expected)
+        elif isinstance(expected, str):
+            expected = type(getattr(settings, field))(expected)
+        assert getattr(settings, field) == expected, (path, getattr(settings, field), expected)
+    assert settings.forwarded_allow_ips == "10.0.0.0/8,fd00::/8"
+
+
+def test_guard_can_be_turned_off(render: Any) -> None:
+    """guard.enabled=false: the gateway runs without the guard hop and nothing of the guard is rendered."""
+    on, off = _r(render, "defaults"), _r(render, "guard-disabled")
+    assert _gateway_settings(on).guard_enabled is True
+    assert _gateway_settings(off).guard_enabled is False
+    env = plain_env(_container(off, "gateway"))
+    assert env["FLOTILLA_GATEWAY_GUARD_ENABLED"] == "false"
+    assert not [k for k in env if k.startswith("FLOTILLA_GATEWAY_GUARD_") and k != "FLOTILLA_GATEWAY_GUARD_ENABLED"]
+    assert on.component("guard") and not off.component("guard")
+    guard_objects = [
+        f"{d['kind']}/{d['metadata']['name']}"
+        for d in off.docs
+        if d["metadata"]["name"].startswith("rel-flotilla-guard")
+        or d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "guard"
+    ]
+    assert not guard_objects, guard_objects
+    assert [s for s in on.of("Secret") if s["metadata"]["name"] == "rel-flotilla-guard-tls"]
+    with_monitors = render(sets={"guard.enabled": "true"}, api_versions=COMBOS["guard-disabled"]["api_versions"])
+    assert {m["metadata"]["name"] for m in with_monitors.of("ServiceMonitor")} - {
+        m["metadata"]["name"] for m in off.of("ServiceMonitor")
+    } == {"rel-flotilla-guard"}
+    gateway_policy = off.get("NetworkPolicy", "rel-flotilla-gateway")
+    assert "50052" not in json.dumps(gateway_policy["spec"]["egress"])
+
+
+def _expand_env(container: dict[str, Any], pod_name: str) -> dict[str, str]:
+    """The container's env as the kubelet makes it: downward-API metadata.name and $(VAR) of earlier vars."""
+    import re
+
+    out: dict[str, str] = {}
+    for e in container["env"]:
+        if "value" in e:
+            out[e["name"]] = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: out.get(m[1], m[0]), e["value"])
+        elif e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
+            out[e["name"]] = pod_name
+    return out
+
+
+@pytest.mark.parametrize(
+    ("combo", "mount_path"), [("defaults", "/var/lib/flotilla/ledger-spool"), ("gateway-fault-settings", "/spool")]
+)
+def test_ledger_spool_is_a_volume_with_one_file_per_pod(render: Any, combo: str, mount_path: str) -> None:
+    """The spool lives on its own volume (not the read-only root, not /tmp) in a file named for the pod, so
+    replicas sharing a volume could never share a file; by default an emptyDir (survives container restarts)."""
+    rendered = _r(render, combo)
+    (gateway,) = rendered.component("gateway")
+    assert gateway["kind"] == "Deployment"
+    c = _container(rendered, "gateway")
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == "ledger-spool"]
+    assert mount["mountPath"] == mount_path and not mount.get("readOnly")
+    (volume,) = [v for v in pod_template(gateway)["spec"]["volumes"] if v["name"] == "ledger-spool"]
+    assert volume["emptyDir"]["sizeLimit"] == ("64Mi" if combo == "gateway-fault-settings" else "256Mi")
+    files = {Path(_expand_env(c, pod)["FLOTILLA_GATEWAY_LEDGER_SPOOL"]) for pod in ("gw-a", "gw-b")}
+    assert files == {Path(mount_path) / "gw-a.jsonl", Path(mount_path) / "gw-b.jsonl"}
+    assert _gateway_settings(rendered).ledger_spool == f"{mount_path}/$(POD_NAME).jsonl"
+
+
+def test_ledger_spool_on_a_claim_per_replica(render: Any) -> None:
+    """persistence.enabled: a StatefulSet with one claim per replica (a replacement pod keeps its name, its claim
+    and so its spool file); the Service, PDB and HPA follow it."""
+    rendered = _r(render, "gateway-spool-claims")
+    (gateway,) = rendered.component("gateway")
+    assert gateway["kind"] == "StatefulSet"
+    assert not [d for d in rendered.of("Deployment") if d["metadata"]["name"] == "rel-flotilla-gateway"]
+    assert "replicas" not in gateway["spec"], "the HPA owns replicas"
+    assert rendered.get("Service", gateway["spec"]["serviceName"])
+    (claim,) = gateway["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "ledger-spool"
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert not [v for v in pod_template(gateway)["spec"]["volumes"] if v["name"] == "ledger-spool"]
+    c = _container(rendered, "gateway")
+    assert [m["mountPath"] for m in c["volumeMounts"] if m["name"] == "ledger-spool"] == [
+        "/var/lib/flotilla/ledger-spool"
+    ]
+    assert _expand_env(c, "rel-flotilla-gateway-1")["FLOTILLA_GATEWAY_LEDGER_SPOOL"] == (
+        "/var/lib/flotilla/ledger-spool/rel-flotilla-gateway-1.jsonl"
+    )
+    (hpa,) = [h for h in rendered.of("HorizontalPodAutoscaler") if h["metadata"]["name"] == "rel-flotilla-gateway"]
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
+    pdb = rendered.get("PodDisruptionBudget", "rel-flotilla-gateway")
+    assert matches(pdb["spec"]["selector"], pod_labels(gateway))
+    assert rendered.get("ServiceMonitor", "rel-flotilla-gateway")

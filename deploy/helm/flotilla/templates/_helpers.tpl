@@ -74,6 +74,14 @@ flotilla.dev/model: {{ . }}
 {{- printf "%s.%s.svc.%s" .name .root.Release.Namespace .root.Values.clusterDomain -}}
 {{- end }}
 
+{{/* JSON list of the CPU-tier components this release runs: gateway, guard (unless guard.enabled=false), rag. */}}
+{{- define "flotilla.cpuComponents" -}}
+{{- $out := list "gateway" -}}
+{{- if .Values.guard.enabled }}{{ $out = append $out "guard" }}{{ end -}}
+{{- $out = append $out "rag" -}}
+{{- toJson $out -}}
+{{- end }}
+
 {{- define "flotilla.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "flotilla.fullname" .) .Values.serviceAccount.name }}
