@@ -22,7 +22,7 @@ def main() -> None:
             port=settings.port,
             log_config=None,
             access_log=False,  # services/gateway/observability.py writes the access log
-            timeout_graceful_shutdown=30,
+            timeout_graceful_shutdown=settings.drain_grace_s,
             # X-Forwarded-* are trusted only from these addresses (an ingress); unset: not read at all.
             proxy_headers=bool(settings.forwarded_allow_ips),
             forwarded_allow_ips=settings.forwarded_allow_ips or None,

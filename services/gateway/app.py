@@ -99,7 +99,12 @@ def create_app(
         app.state.upstreams = up
         app.state.chat = ChatPipeline(settings, up)
         app.state.completions = CompletionPipeline(app.state.chat)
-        app.state.readiness = Readiness(up, acc, settings.ready_cache_s)
+        app.state.readiness = Readiness(
+            up, acc, settings.ready_cache_s,
+            disabled=frozenset() if settings.guard_enabled else frozenset({"guard"}),
+            fail_open=frozenset(name for name, on in (("guard", settings.guard_fail_open),
+                                                      ("rag", settings.rag_fail_open)) if on),
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -3,7 +3,9 @@
 ``/healthz`` answers 200 while the process serves HTTP. ``/readyz`` answers 200 only when the gateway can do
 its work: at least one inference replica serves a model, the guard and RAG answer ``SERVING`` on
 ``grpc.health.v1`` over mTLS, and Postgres (when configured) answers — or, once the API keys have been
-loaded, Postgres may be down (``DEGRADED``: cached keys keep authenticating, the ledger spools). Otherwise
+loaded, Postgres may be down (``DEGRADED``: cached keys keep authenticating, the ledger spools); so may the
+guard or RAG when the gateway is set to fail open without them (``DEGRADED``), and a guard turned off in
+settings is ``DISABLED``. Otherwise
 503 with the state of each upstream. The probe result is cached for ``ready_cache_s`` seconds and concurrent
 probes share one check, so frequent probes stay cheap.
 """
@@ -22,8 +24,13 @@ OK_STATES = frozenset({SERVING, "DEGRADED", "DISABLED"})
 
 
 class Readiness:
-    def __init__(self, upstreams: Any, access: Any, cache_s: float = 2.0, db_timeout_s: float = 1.0) -> None:
+    def __init__(
+        self, upstreams: Any, access: Any, cache_s: float = 2.0, db_timeout_s: float = 1.0,
+        disabled: frozenset[str] = frozenset(), fail_open: frozenset[str] = frozenset(),
+    ) -> None:
         self.upstreams = upstreams
+        self.disabled = disabled  # upstreams turned off in settings (the guard): not needed to be ready
+        self.fail_open = fail_open  # upstreams the gateway serves without (guard/RAG fail-open): DEGRADED if down
         self.access = access
         self.cache_s = cache_s
         self.db_timeout_s = db_timeout_s
@@ -46,6 +53,11 @@ class Readiness:
         statuses, database = await asyncio.gather(self.upstreams.check(), self._database())
         upstreams: dict[str, Any] = dict(statuses)
         upstreams["postgres"] = database
+        for name in self.fail_open:
+            if upstreams.get(name) not in OK_STATES:
+                upstreams[name] = "DEGRADED"
+        for name in self.disabled:
+            upstreams[name] = "DISABLED"
         replicas = self.upstreams.inference.healthy()
         ready = all(state in OK_STATES for state in upstreams.values())
         if not ready:

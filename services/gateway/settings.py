@@ -73,6 +73,7 @@ class GatewaySettings(ServiceSettings):
     tenant_id: str = "default"  # until API keys carry tenants
     rag_k: int = 4
     max_body_bytes: int = 1024 * 1024
+    drain_grace_s: float = 30.0  # after SIGTERM, in-flight requests and streams may finish within this
     forwarded_allow_ips: str = ""  # comma-separated proxies whose X-Forwarded-For/-Proto are trusted ("*": any)
     max_n: int = 16
 

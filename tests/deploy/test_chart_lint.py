@@ -132,8 +132,8 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         {"set_json": {"gateway.ledgerSpool.persistence.accessModes": ["ReadOnlyMany"]}},
         "/gateway/ledgerSpool/persistence/accessModes/0",
     ),
-    "gateway drain shorter than uvicorn's": (
-        {"sets": {"gateway.drainGraceSeconds": "10"}},
+    "gateway drain of zero seconds": (
+        {"sets": {"gateway.drainGraceSeconds": "0"}},
         "/gateway/drainGraceSeconds",
     ),
 }

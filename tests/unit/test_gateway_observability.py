@@ -261,6 +261,20 @@ async def test_readyz_is_503_when_guard_or_rag_is_not_serving(broken: str) -> No
     assert (await http.get("/healthz")).status_code == 200  # alive all the same
 
 
+async def test_readyz_does_not_wait_for_a_guard_that_is_off_or_an_upstream_served_without() -> None:
+    """A guard turned off is DISABLED; a guard or RAG the gateway fails open without is DEGRADED: both ready."""
+    settings = GatewaySettings(guard_enabled=False, rag_fail_open=True, ready_cache_s=0)
+    _, http, _, _, _ = make(settings, upstreams=health_upstreams(guard="NOT_SERVING", rag="NOT_SERVING"))
+    r = await http.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json()["upstreams"]["guard"] == "DISABLED" and r.json()["upstreams"]["rag"] == "DEGRADED"
+    settings = GatewaySettings(guard_fail_open=True, ready_cache_s=0)
+    _, http, _, _, _ = make(settings, upstreams=health_upstreams(guard="NOT_SERVING", rag="NOT_SERVING"))
+    r = await http.get("/readyz")
+    assert r.status_code == 503  # RAG is still required
+    assert r.json()["upstreams"]["guard"] == "DEGRADED" and r.json()["upstreams"]["rag"] == "NOT_SERVING"
+
+
 async def test_readyz_is_503_without_an_inference_replica_and_when_guard_is_unreachable() -> None:
     up = health_upstreams(inference=FakeInferenceEngine(unavailable=True))
     up.inference.replicas["fake-0"].models = {}  # no replica announced a model
