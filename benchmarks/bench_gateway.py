@@ -251,7 +251,7 @@ async def measure(
                     except (aiohttp.ClientError, OSError):
                         pass
             steps = []
-            for rps in args.rps:
+            for rps in args.stream_rps if mode == "stream" else args.rps:
                 a = await open_loop(direct, rps, args.duration, args.warmup)
                 cpu0 = cpu_seconds(gateway_pid)
                 b = await open_loop(via_gateway, rps, args.duration, args.warmup)
@@ -299,7 +299,10 @@ def plot(results: dict, path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rps", default="100,300,600", help="fixed request rates")
+    parser.add_argument("--rps", default="100,300,600", help="fixed request rates of plain requests")
+    parser.add_argument("--stream-rps", default="50,100,150",
+                        help="fixed rates of streamed requests (16 gRPC messages and SSE events each: the benchmark "
+                             "fake and the load generator, sharing one core, saturate near 200/s)")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per step")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds at the start of each step")
     parser.add_argument("--modes", default="plain,stream", help="plain and/or stream")
@@ -308,6 +311,7 @@ def main() -> int:
     parser.add_argument("--profile", metavar="PATH", help="run the gateway under cProfile, stats written to PATH")
     args = parser.parse_args()
     args.rps = [int(x) for x in args.rps.split(",")]
+    args.stream_rps = [int(x) for x in args.stream_rps.split(",")]
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if os.cpu_count() and os.cpu_count() >= 2:
         os.sched_setaffinity(0, {0})  # the load generator and the fake share CPU 0; the gateway has CPU 1
