@@ -22,7 +22,8 @@ def make_embedder(settings: RagSettings) -> tuple[TextEmbedder, MiniLM | None]:
             raise SystemExit("FLOTILLA_RAG_EMBEDDING_URL and _EMBEDDING_MODEL are required with the openai backend")
         return OpenAIEmbeddings(settings.embedding_url, settings.embedding_model, DIM,
                                 api_key=settings.embedding_api_key), None
-    model = MiniLM(threads=settings.embed_threads, batch_size=settings.embed_batch_size)
+    model = MiniLM(threads=settings.embed_threads, batch_size=settings.embed_batch_size,
+                   max_windows=settings.embed_max_windows)
     return model, model
 
 

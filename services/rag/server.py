@@ -158,7 +158,7 @@ class RagServicer(rag_pb2_grpc.RagServicer):
         vector = await self._query_vector(request.query) if request.query.strip() and store_ids else None
         params = RetrievalParams(
             rrf_k=self.settings.rrf_k, candidates=self.settings.candidates, ef_search=self.settings.hnsw_ef_search,
-            score_threshold=request.score_threshold,
+            score_threshold=request.score_threshold, text_pool=self.settings.text_pool,
         )
         chunks = await retrieve(self.pool, tenant, request.query, store_ids, k, vector, params, file_ids)
         return rag_pb2.RetrieveResponse(

@@ -28,6 +28,7 @@ class RagSettings(ServiceSettings):
     rrf_k: int = 60  # RRF's constant: score = sum 1 / (rrf_k + rank)
     candidates: int = 50  # each ranked list is cut at max(candidates, 4 k)
     hnsw_ef_search: int = 100  # pgvector's default 40 loses recall; see make bench-rag
+    text_pool: int = 120  # matching chunks ranked for the full-text list (services/rag/retrieval.py)
 
     # Files and ingestion.
     max_file_bytes: int = 20 * 1024 * 1024  # must stay under the 64 MiB gRPC message limit
@@ -42,6 +43,7 @@ class RagSettings(ServiceSettings):
     embedding_url: str = ""  # openai backend: base URL ending in /v1
     embedding_model: str = ""  # openai backend: model name
     embedding_api_key: str = ""
-    embed_threads: int = 1  # onnxruntime intra-op threads
+    embed_threads: int = 0  # onnxruntime intra-op threads; 0: one per physical core (embedding is CPU-bound)
     embed_batch_size: int = 32
+    embed_max_windows: int = 0  # 256-token windows embedded per chunk; 0: all (the vector sees the whole chunk)
     max_embed_inputs: int = 2048  # OpenAI's limit on inputs per /v1/embeddings request

@@ -7,6 +7,7 @@ import itertools
 import json
 
 import httpx
+import numpy as np
 import openai
 import pytest
 
@@ -237,3 +238,16 @@ async def test_rag_routes_need_an_api_key(parts) -> None:
         for method, path in (("GET", "/v1/files"), ("GET", "/v1/vector_stores"), ("POST", "/v1/embeddings")):
             resp = await http.request(method, path, json={"model": "m", "input": "x"} if method == "POST" else None)
             assert resp.status_code == 401, path
+
+
+def test_max_windows_truncates_like_sentence_transformers() -> None:
+    """max_windows=1 embeds only a long text's first 256-token window; the default averages every window."""
+    full, first = MiniLM(), MiniLM(max_windows=1)
+    text = " ".join(f"topic{i % 50} word{i}" for i in range(600))
+    ids = full.token_ids([text])[0]
+    windows = full.windows(ids)
+    assert len(windows) > 1
+    assert np.allclose(first.embed([text])[0], full.run(windows[:1])[0], atol=1e-5)
+    assert not np.allclose(full.embed([text])[0], first.embed([text])[0], atol=1e-3)
+    short = "a short sentence"
+    assert np.allclose(first.embed([short]), full.embed([short]), atol=1e-5)
