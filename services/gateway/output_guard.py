@@ -11,6 +11,7 @@ When the guard becomes unreachable and ``skip`` says fail open, the rest of the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -73,8 +74,28 @@ class OutputGuard:
                            code="content_policy_violation")
 
     def close(self) -> None:
-        if self._call is not None:
-            self._call.cancel()
+        """End the scan without waiting: our side half-closes and the call is drained in the background, so the
+        guard finishes it as a normal end of stream (its span, metrics and finding log complete); a call that
+        does not end within a second is cancelled."""
+        call, self._call = self._call, None
+        if call is None:
+            return
+        task = asyncio.ensure_future(_finish(call))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Future[None]] = set()  # background half-closes (kept referenced until done)
+
+
+async def _finish(call: Any, timeout_s: float = 1.0) -> None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            await call.done_writing()
+            while await call.read() is not grpc.aio.EOF:
+                pass
+    except (TimeoutError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
+        call.cancel()
 
 
 class UnguardedOutput:
