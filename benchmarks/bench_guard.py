@@ -219,12 +219,18 @@ def quality(engine: Engine, policy: Policy) -> dict:
 
     rows = load("toxicity_eval.jsonl")
     tox = [s for s in engine.scanners if s.name == "toxicity"]
+    tox_labels = [bool(r["labels"]) for r in rows]
+    # The request path (n-gram gate, MiniLM heads only past it) and /v1/moderations (every head).
     scores = [{m.kind: m.score for m in engine.matches(r["text"], None, tox)} for r in rows]
-    flags = [any(v >= th["toxicity"] for v in sc.values()) for sc in scores]
-    out["toxicity (any category)"] = prf(flags, [bool(r["labels"]) for r in rows]) | {"threshold": th["toxicity"]}
-    right = sum(max((k for k in sc if k != "profanity"), key=sc.get) == r["labels"][0]
-                for sc, r in zip(scores, rows, strict=True) if r["labels"])
-    out["toxicity (any category)"]["top_category_accuracy"] = round(right / sum(bool(r["labels"]) for r in rows), 4)
+    out["toxicity (any category)"] = prf([any(v >= th["toxicity"] for v in sc.values()) for sc in scores],
+                                         tox_labels) | {"threshold": th["toxicity"]}
+    if tox and getattr(tox[0], "head", None) is not None:
+        full = [tox[0].scores(r["text"], full=True) for r in rows]
+        out["toxicity, moderations (every head)"] = prf([any(v >= th["toxicity"] for v in sc.values())
+                                                          for sc in full], tox_labels)
+        right = sum(max((k for k in sc if k != "profanity"), key=sc.get) == r["labels"][0]
+                    for sc, r in zip(full, rows, strict=True) if r["labels"])
+        out["toxicity, moderations (every head)"]["top_category_accuracy"] = round(right / sum(tox_labels), 4)
 
     for name, rows in (("pii (structured)", generated(PII_GENERATORS, PII_TEMPLATES, PII_NEGATIVES, 100, 7)),
                        ("secrets", generated(SECRET_GENERATORS, SECRET_TEMPLATES, SECRET_NEGATIVES, 60, 11))):
