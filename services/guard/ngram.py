@@ -12,8 +12,11 @@ training metadata as JSON), written by ``python -m services.guard.training.train
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -27,18 +30,49 @@ _MIN_SEGMENT_WORDS = 6  # shorter sentences ("Hi!", "Thanks.") join the next one
 _MAX_SEGMENT_CHARS = 600  # longer sentences are cut (with overlap) so a long one cannot dilute an attack
 
 
-def vectorizer():
+def vectorizer(norm: str | None = "l2"):
     from sklearn.feature_extraction.text import HashingVectorizer
 
     return HashingVectorizer(
-        analyzer="word", ngram_range=NGRAMS, n_features=N_FEATURES, alternate_sign=False, norm="l2",
+        analyzer="word", ngram_range=NGRAMS, n_features=N_FEATURES, alternate_sign=False, norm=norm,
         lowercase=True, token_pattern=TOKEN_PATTERN, dtype=np.float32,
     )  # fmt: skip
 
 
+_COUNTS = vectorizer(None)
+_CACHE: OrderedDict[str, object] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def features(text: str):
+    """Sparse l2-normalised features of :func:`segments` of ``text``, one row each. Each sentence is
+    featurised once (a neighbour pair is the sum of its two sentences' counts). The last few texts' features
+    are cached, so the injection and toxicity heads featurise a text once."""
+    from sklearn.preprocessing import normalize
+
+    with _CACHE_LOCK:
+        hit = _CACHE.get(text)
+        if hit is not None:
+            return hit
+    segs = segments(text)
+    counts = _COUNTS.transform(segs if len(segs) == 1 else segs[: (len(segs) + 1) // 2])
+    if len(segs) > 1:
+        import scipy.sparse as sp
+
+        counts = sp.vstack([counts, counts[:-1] + counts[1:]]).tocsr()
+    out = normalize(counts, copy=False)
+    with _CACHE_LOCK:
+        _CACHE[text] = out
+        if len(_CACHE) > 64:
+            _CACHE.popitem(last=False)
+    return out
+
+
 def segments(text: str, max_segments: int = 64) -> list[str]:
-    """The text's sentences (short ones joined to the next, long ones cut), at most ``max_segments`` of
-    them (half from the head, half from the tail); the whole text comes first when it has several."""
+    """What a text is scored on: the text itself when it is one sentence; else its sentences (short ones
+    joined to the next, long ones cut; at most ``max_segments``, half from the head, half from the tail)
+    and each pair of neighbours, so an instruction split over a sentence boundary is still seen whole.
+    Never the whole of a longer text: bag-of-n-gram scores of long texts drift with their length."""
     out: list[str] = []
     pending = ""
     for sentence in _SENTENCE.split(text):
@@ -53,7 +87,9 @@ def segments(text: str, max_segments: int = 64) -> list[str]:
     if len(out) > max_segments:
         head = max_segments - max_segments // 2
         out = out[:head] + out[len(out) - max_segments // 2 :]
-    return [text, *out] if len(out) > 1 else [text]
+    if len(out) <= 1:
+        return [text]
+    return [*out, *(f"{a} {b}" for a, b in itertools.pairwise(out))]
 
 
 def _cut(sentence: str) -> list[str]:
@@ -74,15 +110,15 @@ class NgramHead:
         self.coef = np.zeros(N_FEATURES, dtype=np.float32)
         self.coef[data["indices"]] = data["values"]
         self.intercept = float(data["intercept"])
-        self.vectorizer = vectorizer()
 
-    def probabilities(self, texts: list[str]) -> np.ndarray:
-        logits = self.vectorizer.transform(texts) @ self.coef + self.intercept
+    def probabilities(self, text: str) -> np.ndarray:
+        """Probability of each of :func:`segments` of ``text``."""
+        logits = features(text) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
 
     def probability(self, text: str) -> float:
-        """The highest probability over the text and its segments."""
-        return float(self.probabilities(segments(text)).max())
+        """The highest probability over the text's segments."""
+        return float(self.probabilities(text).max())
 
 
 def save(path: Path, coef: np.ndarray, intercept: float, meta: dict) -> Path:

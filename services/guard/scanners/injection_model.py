@@ -49,12 +49,12 @@ class InjectionClassifier:
             return 0.0
         norm, _ = normalise(text)  # homoglyphs and invisible characters do not hide words from the n-grams
         segs = segments(norm)
-        probs = self.ngram.probabilities(segs)
+        probs = self.ngram.probabilities(norm)
         fast = float(probs.max())
         if self.head is None or self.embedder is None or fast < self.skip_below:
             return fast
         self.minilm_runs += 1
-        suspicious = [s for s, p in zip(segs[1:], probs[1:], strict=True) if p >= self.skip_below]
+        suspicious = [s for s, p in zip(segs, probs, strict=True) if p >= self.skip_below] if len(segs) > 1 else []
         rows = np.concatenate([self.embedder.embed(s) for s in suspicious]) if suspicious else self.embedder.embed(norm)
         slow = self.head.predict(rows)["injection"]
         return (fast + slow) / 2

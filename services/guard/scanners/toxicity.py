@@ -21,6 +21,7 @@ import numpy as np
 from services.guard.embeddings import Embedder, LinearHead
 from services.guard.ngram import NgramHead
 from services.guard.scanners.base import Match
+from services.guard.scanners.injection import normalise
 
 HEAD_PATH = Path(__file__).resolve().parent.parent / "data" / "toxicity_head.json"
 NGRAM_PATH = Path(__file__).resolve().parent.parent / "data" / "toxicity_ngram.npz"
@@ -70,7 +71,8 @@ class ToxicityScanner:
         out = {"profanity": float(self._profanity([text])[0])}
         if self.head is None or self.embedder is None or self.gate is None:
             return out
-        if full or self.embedder.cached(text) or self.gate.probability(text) >= self.gate.meta["skip_below"]:
+        gate = self.gate.probability(normalise(text)[0])  # features shared with the injection classifier
+        if full or self.embedder.cached(text) or gate >= self.gate.meta["skip_below"]:
             out.update(self.head.predict(self.embedder.embed(text)))
         return out
 

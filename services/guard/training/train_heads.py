@@ -97,14 +97,15 @@ def train_injection(embedder: Embedder) -> tuple:
     return model, meta
 
 
-def _mil_fit(segs: list, labels: np.ndarray, c: float, rounds: int = 3):
+def _mil_fit(segs: list, wholes: list, labels: np.ndarray, c: float, rounds: int = 3):
     """Logistic regression over sparse segment features, multiple-instance style (see :func:`train_injection`):
-    segment 0 is the whole text."""
+    every instance of a negative text is a negative; a positive text's whole text and (after the first round)
+    its most positive instance are positives."""
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
     negatives = [segs[i] for i in np.flatnonzero(labels == 0)]
-    wholes = [segs[i][0] for i in np.flatnonzero(labels == 1)]
+    wholes = [wholes[i] for i in np.flatnonzero(labels == 1)]
     model = None
     for _ in range(rounds):
         chosen = list(wholes)
@@ -126,12 +127,13 @@ def train_ngram(name: str, texts: list[str], labels: np.ndarray) -> dict:
     from sklearn.model_selection import StratifiedKFold
 
     vec = ngram.vectorizer()
-    segs = [vec.transform(ngram.segments(normalise(t)[0])) for t in texts]
+    segs = [ngram.features(normalise(t)[0]) for t in texts]
+    wholes = [vec.transform([normalise(t)[0]]) for t in texts]
     best = None
     for c in (2.0, 8.0, 32.0):
         probs = np.zeros(len(texts))
         for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(np.zeros(len(texts)), labels):
-            model = _mil_fit([segs[i] for i in train], labels[train], c, rounds=2)
+            model = _mil_fit([segs[i] for i in train], [wholes[i] for i in train], labels[train], c, rounds=2)
             probs[test] = [model.predict_proba(segs[i])[:, 1].max() for i in test]
         loss = -np.mean(labels * np.log(probs + 1e-9) + (1 - labels) * np.log(1 - probs + 1e-9))
         if best is None or loss < best[0]:
@@ -140,7 +142,7 @@ def train_ngram(name: str, texts: list[str], labels: np.ndarray) -> dict:
     positives = np.sort(probs[labels == 1])
     negatives = probs[labels == 0]
     skip_below = float(min(0.3, positives[int(np.floor(0.01 * len(positives)))]))
-    model = _mil_fit(segs, labels, c)
+    model = _mil_fit(segs, wholes, labels, c)
     meta = {"C": c, "cv_log_loss": round(float(loss), 4), "skip_below": round(skip_below, 4),
             "cv_positives_skipped": round(float(np.mean(positives < skip_below)), 4),
             "cv_negatives_skipped": round(float(np.mean(negatives < skip_below)), 4),
