@@ -7,20 +7,26 @@ thresholds, on evaluation sets never used for training —
   * structured PII and secrets: generated here with a fixed seed (valid checksums and provider formats,
     inside sentences) plus hand-written near misses (bad checksums, dates, versions, hashes, prose).
 Speed: p50/p99 per scanner and for the whole input scan (every scanner, the default input policy, a new
-text each run so no cache hits) on 200-character, 1 KB and 8 KB prompts; and the whole scan on the fast
-path (no MiniLM heads, no NER).
+text each run so no cache hits) on 200-character, 1 KB and 8 KB prompts (prose with an e-mail address and a
+phone number; a second variant names people, so spaCy NER runs); and the whole scan on the fast path (no
+MiniLM heads, no NER).
+Throughput: the real guard server (``python -m services.guard``, pinned to one core) over gRPC with mutual
+TLS, 1, 8 and 32 concurrent clients sending 1 KB input scans: scans/s and latency p50/p99.
 
 Writes ``benchmarks/results/guard.json`` and prints the tables.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
 import random
 import string
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -183,15 +189,48 @@ def quality(engine: Engine, policy: Policy) -> dict:
                        ("injection classifier only", lambda m: m.type == "injection.classifier")):
         out[name] = prf([any(pick(m) and m.score >= th["injection"] for m in ms) for ms in scored], labels)
     out["injection (rules + classifier)"]["threshold"] = th["injection"]
+    clf = next((s for s in engine.scanners if type(s).__name__ == "InjectionClassifier"), None)
+    if clf is not None and clf.head is not None:
+        # How often the cascade ran MiniLM, and what MiniLM on every text (no cascade) would have scored.
+        runs = []
+        for r in rows:
+            before = clf.minilm_runs
+            clf.probability(r["text"])
+            runs.append(clf.minilm_runs > before)
+        out["injection classifier only"]["minilm_rate_benign"] = round(
+            sum(x for x, y in zip(runs, labels, strict=True) if not y) / labels.count(False), 4)
+        out["injection classifier only"]["minilm_rate_attacks"] = round(
+            sum(x for x, y in zip(runs, labels, strict=True) if y) / labels.count(True), 4)
+        skip, clf.skip_below = clf.skip_below, -1.0
+        flags = [clf.probability(r["text"]) >= th["injection"] for r in rows]
+        clf.skip_below = skip
+        out["injection classifier, MiniLM on every text"] = prf(flags, labels)
+        ngram_only = [clf.ngram.probability(r["text"]) >= th["injection"] for r in rows]
+        out["injection n-gram head alone"] = prf(ngram_only, labels)
+    system = [r for r in rows if r.get("role") == "system"]
+    if system:
+        # System-role eval rows through a real input scan: trusted by default, scanned with the switch on.
+        for switch in (False, True):
+            engine.scan_system_messages = switch
+            flagged = [engine.scan([r["text"]], policy, roles=["system"]).verdict == "block" for r in system]
+            name = "system prompts, " + ("scan_system_messages on" if switch else "trusted (default)")
+            out[name] = prf(flagged, [bool(r["label"]) for r in system])
+        engine.scan_system_messages = False
 
     rows = load("toxicity_eval.jsonl")
     tox = [s for s in engine.scanners if s.name == "toxicity"]
+    tox_labels = [bool(r["labels"]) for r in rows]
+    # The request path (n-gram gate, MiniLM heads only past it) and /v1/moderations (every head).
     scores = [{m.kind: m.score for m in engine.matches(r["text"], None, tox)} for r in rows]
-    flags = [any(v >= th["toxicity"] for v in sc.values()) for sc in scores]
-    out["toxicity (any category)"] = prf(flags, [bool(r["labels"]) for r in rows]) | {"threshold": th["toxicity"]}
-    right = sum(max((k for k in sc if k != "profanity"), key=sc.get) == r["labels"][0]
-                for sc, r in zip(scores, rows, strict=True) if r["labels"])
-    out["toxicity (any category)"]["top_category_accuracy"] = round(right / sum(bool(r["labels"]) for r in rows), 4)
+    out["toxicity (any category)"] = prf([any(v >= th["toxicity"] for v in sc.values()) for sc in scores],
+                                         tox_labels) | {"threshold": th["toxicity"]}
+    if tox and getattr(tox[0], "head", None) is not None:
+        full = [tox[0].scores(r["text"], full=True) for r in rows]
+        out["toxicity, moderations (every head)"] = prf([any(v >= th["toxicity"] for v in sc.values())
+                                                          for sc in full], tox_labels)
+        right = sum(max((k for k in sc if k != "profanity"), key=sc.get) == r["labels"][0]
+                    for sc, r in zip(full, rows, strict=True) if r["labels"])
+        out["toxicity, moderations (every head)"]["top_category_accuracy"] = round(right / sum(tox_labels), 4)
 
     for name, rows in (("pii (structured)", generated(PII_GENERATORS, PII_TEMPLATES, PII_NEGATIVES, 100, 7)),
                        ("secrets", generated(SECRET_GENERATORS, SECRET_TEMPLATES, SECRET_NEGATIVES, 60, 11))):
@@ -209,13 +248,17 @@ def quality(engine: Engine, policy: Policy) -> dict:
 
 # -- latency ------------------------------------------------------------------------------------------
 
+NAMED = ("Maria Garcia from finance met Tom Becker and Aisha Bello on Tuesday to plan the quarterly review. "
+         "Please summarise the attached notes for the stakeholders and list open questions. Contact "
+         "maria.garcia@example.com or call +1 415 555 0134 if anything is unclear. The budget line for cloud "
+         "costs grew by 12% and the migration finished on time. ")
 PROSE = ("Our team is planning the quarterly review. Please summarise the attached notes for the "
          "stakeholders and list open questions. Contact maria.garcia@example.com or call +1 415 555 0134 if "
          "anything is unclear. The budget line for cloud costs grew by 12% and the migration finished on time. ")
 
 
-def prompt(size: int, i: int) -> str:
-    body = (PROSE * (size // len(PROSE) + 2))[: size - 8]
+def prompt(size: int, i: int, prose: str = PROSE) -> str:
+    body = (prose * (size // len(prose) + 2))[: size - 8]
     return f"{body} #{i:06d}"  # unique per run: no cache hits
 
 
@@ -228,7 +271,9 @@ def latency(engine: Engine, fast: Engine, policy: Policy, runs: dict[int, int]) 
     out: dict[str, dict] = {}
     names = {_label(s): s for s in engine.scanners}
     for size, n in runs.items():
-        per: dict[str, list[float]] = {k: [] for k in (*names, "total (input scan)", "total, fast path")}
+        per: dict[str, list[float]] = {
+            k: [] for k in (*names, "total (input scan)", "total (input scan), text naming people", "total, fast path")
+        }
         for i in range(n + 2):
             text = prompt(size, i)
             for name, s in names.items():
@@ -241,6 +286,11 @@ def latency(engine: Engine, fast: Engine, policy: Policy, runs: dict[int, int]) 
             engine.scan([text], policy)
             if i >= 2:
                 per["total (input scan)"].append(time.perf_counter() - t0)
+            text = prompt(size, 30_000 + i, NAMED)
+            t0 = time.perf_counter()
+            engine.scan([text], policy)
+            if i >= 2:
+                per["total (input scan), text naming people"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             fast.scan([prompt(size, 20_000 + i)], policy)
             if i >= 2:
@@ -254,9 +304,79 @@ def latency(engine: Engine, fast: Engine, policy: Policy, runs: dict[int, int]) 
 
 def _label(scanner) -> str:
     inner = getattr(scanner, "inner", scanner)  # the lock wrapper around Presidio/spaCy
-    return {"InjectionScanner": "injection rules", "InjectionClassifier": "injection classifier (MiniLM)",
+    return {"InjectionScanner": "injection rules", "InjectionClassifier": "injection classifier (n-gram→MiniLM)",
             "PiiScanner": "pii (Presidio + spaCy NER)", "SecretsScanner": "secrets",
-            "ToxicityScanner": "toxicity (cached embedding)"}.get(type(inner).__name__, type(inner).__name__)
+            "ToxicityScanner": "toxicity (n-gram gate→MiniLM)"}.get(type(inner).__name__, type(inner).__name__)
+
+
+# -- throughput over gRPC/mTLS -------------------------------------------------------------------------
+
+
+async def _load(stub, concurrency: int, total: int, offset: int) -> dict:
+    from flotilla.v1 import guard_pb2
+
+    latencies: list[float] = []
+    queue = list(range(total))
+
+    async def worker() -> None:
+        while queue:
+            i = queue.pop()
+            req = guard_pb2.ScanRequest(request_id=f"bench-{i}", texts=[prompt(1024, offset + i)], roles=["user"])
+            t0 = time.perf_counter()
+            await stub.ScanInput(req, timeout=30)
+            latencies.append(time.perf_counter() - t0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - started
+    return {"concurrency": concurrency, "scans": total, "scans_per_s": round(total / wall, 1),
+            "p50_ms": round(pct(latencies, 0.5) * 1000, 2), "p99_ms": round(pct(latencies, 0.99) * 1000, 2)}
+
+
+def throughput(levels: dict[int, int]) -> dict:
+    """The guard server as a process pinned to one core (the client runs on the other cores when there are
+    any), driven over mTLS gRPC with 1 KB input scans at each concurrency level."""
+    from flotilla.tls import ensure_dev_certs, secure_channel
+    from flotilla.v1 import guard_pb2, guard_pb2_grpc
+    from tests.conftest import free_port
+
+    pinned = os.sched_getaffinity(0)  # make bench-guard pins this process to core 0; the client may use the rest
+    cores = sorted(range(os.cpu_count() or 1))
+    server_core = min(pinned)
+    client_cores = set(cores) - {server_core} or {server_core}
+    home = Path(tempfile.mkdtemp(prefix="flotilla-bench-guard-"))
+    certs = ensure_dev_certs(home / "certs")
+    port = free_port()
+    env = {**os.environ, "FLOTILLA_HOME": str(home), "FLOTILLA_GUARD_PORT": str(port),
+           "FLOTILLA_GUARD_METRICS_PORT": "0", "FLOTILLA_GUARD_HOST": "127.0.0.1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(["taskset", "-c", str(server_core), sys.executable, "-m", "services.guard"], env=env,
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.sched_setaffinity(0, client_cores)
+
+    async def run() -> list[dict]:
+        channel = secure_channel(f"127.0.0.1:{port}", certs["gateway"])
+        stub = guard_pb2_grpc.GuardStub(channel)
+        deadline = time.monotonic() + 300
+        while True:  # models load before the server listens
+            try:
+                await stub.ScanInput(guard_pb2.ScanRequest(texts=["warm-up"]), timeout=5)
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the guard server did not come up") from None
+                await asyncio.sleep(1)
+        await _load(stub, 4, 40, 900_000)  # warm-up
+        out = [await _load(stub, c, n, 1_000_000 * (k + 1)) for k, (c, n) in enumerate(levels.items())]
+        await channel.close()
+        return out
+
+    try:
+        return {"server": f"python -m services.guard pinned to core {server_core}, mTLS gRPC",
+                "client_cores": sorted(client_cores), "levels": asyncio.run(run())}
+    finally:
+        os.sched_setaffinity(0, pinned)
+        proc.terminate()
+        proc.wait(30)
 
 
 def main() -> int:
@@ -270,6 +390,7 @@ def main() -> int:
     # The fast path: no MiniLM heads and no NER (rules, checksum recognisers, secrets, profanity).
     fast = Engine.from_settings(GuardSettings(classifiers=False, pii_ner=False))
     lat = latency(engine, fast, policy, {200: 20, 1024: 20, 8192: 5} if quick else {200: 100, 1024: 100, 8192: 30})
+    tput = throughput({1: 30, 8: 120, 32: 320} if quick else {1: 100, 8: 400, 32: 960})
     result = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
@@ -279,6 +400,7 @@ def main() -> int:
         "policy": settings.input_policy,
         "quality": q,
         "latency": lat,
+        "throughput_1kb_grpc_mtls": tput,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
@@ -293,6 +415,10 @@ def main() -> int:
     print(f"{'scanner':32}" + "".join(f"{s:>20}" for s in sizes))
     for name in lat[sizes[0]]:
         print(f"{name:32}" + "".join(f"{lat[s][name]['p50_ms']:>10.2f} /{lat[s][name]['p99_ms']:>8.2f}" for s in sizes))
+    print(f"\nThroughput, 1 KB input scans over mTLS gRPC ({tput['server']})")
+    for row in tput["levels"]:
+        print(f"  {row['concurrency']:3d} concurrent: {row['scans_per_s']:7.1f} scans/s, p50 {row['p50_ms']:.2f} ms, "
+              f"p99 {row['p99_ms']:.2f} ms")
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")
     return 0
 

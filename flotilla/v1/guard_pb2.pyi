@@ -39,7 +39,7 @@ class Policy(_message.Message):
     def __init__(self, name: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[ScannerRule, _Mapping]]] = ...) -> None: ...
 
 class ScanRequest(_message.Message):
-    __slots__ = ("request_id", "tenant_id", "texts", "policy", "restore")
+    __slots__ = ("request_id", "tenant_id", "texts", "policy", "restore", "roles")
     class RestoreEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -52,12 +52,14 @@ class ScanRequest(_message.Message):
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     RESTORE_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     tenant_id: str
     texts: _containers.RepeatedScalarFieldContainer[str]
     policy: Policy
     restore: _containers.ScalarMap[str, str]
-    def __init__(self, request_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., restore: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., restore: _Optional[_Mapping[str, str]] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Finding(_message.Message):
     __slots__ = ("type", "text_index", "start", "end", "score", "action")

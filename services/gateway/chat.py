@@ -119,7 +119,7 @@ class ChatPipeline:
         messages = [(m.role, m.text(), m.name or "") for m in req.messages]
         headers: dict[str, str] = {}
         guard = self.guard.begin(request_id)
-        texts = await guard.scan_input([text for _, text, _ in messages])
+        texts = await guard.scan_input([text for _, text, _ in messages], [role for role, _, _ in messages])
         messages = [(role, text, name) for (role, _, name), text in zip(messages, texts, strict=True)]
 
         affinity = _affinity(messages)  # before RAG context, which differs per query

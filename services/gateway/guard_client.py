@@ -139,9 +139,12 @@ class GuardSession:
             self.verdict = verdict
         self.finding_types.update(f.type for f in resp.findings)
 
-    async def scan_input(self, texts: list[str]) -> list[str]:
-        """The texts the model may see: raises the OpenAI error on block, returns redacted texts."""
-        resp = await self._call("ScanInput", self._request("input", texts))
+    async def scan_input(self, texts: list[str], roles: list[str] | None = None) -> list[str]:
+        """The texts the model may see: raises the OpenAI error on block, returns redacted texts. ``roles``
+        (one chat role per text) lets the guard trust the operator's system messages."""
+        request = self._request("input", texts)
+        request.roles.extend(roles or [])
+        resp = await self._call("ScanInput", request)
         if resp is None:
             return texts
         if resp.verdict == guard_pb2.VERDICT_BLOCK:

@@ -80,10 +80,18 @@ class Embedder:
         ids = self.tokenizer.encode(text, add_special_tokens=False).ids
         return self._run(self._windows(ids)).mean(axis=0)
 
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+    def cached(self, text: str) -> bool:
+        with self._lock:
+            return self._key(text) in self._cache
+
     def embed(self, text: str) -> np.ndarray:
         """L2-normalised mean-pooled embeddings, one row per segment: shape (segments, 384). Heads take
         the highest score over the rows, so one injected sentence in a long benign text still counts."""
-        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        key = self._key(text)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:

@@ -23,6 +23,8 @@ TOXICITY_CATEGORIES = {
     "sexual": "sexual", "profanity": "profanity",
 }  # fmt: skip
 SCANNER_CATEGORIES = {"injection": "prompt_injection", "pii": "pii", "secrets": "secrets"}
+# The operator's own messages: not scanned for injection unless ``scan_system_messages`` is on.
+TRUSTED_ROLES = frozenset({"system", "developer"})
 
 
 @dataclass
@@ -76,15 +78,17 @@ def build_scanners(settings: GuardSettings) -> list[Scanner]:
 
 
 class Engine:
-    def __init__(self, scanners: list[Scanner]) -> None:
+    def __init__(self, scanners: list[Scanner], scan_system_messages: bool = False) -> None:
         self.scanners = scanners
         self.span_scanners = [s for s in scanners if s.spans]
         self.text_scanners = [s for s in scanners if not s.spans]
+        self.scan_system_messages = scan_system_messages
+        self._untrusted_only = [s for s in scanners if s.name != "injection"]
 
     @classmethod
     def from_settings(cls, settings: GuardSettings) -> Engine:
         started = time.perf_counter()
-        engine = cls(build_scanners(settings))
+        engine = cls(build_scanners(settings), settings.scan_system_messages)
         log.info("scanners loaded", extra={"f_scanners": [type(s).__name__ for s in engine.scanners],
                                            "f_seconds": round(time.perf_counter() - started, 2)})
         return engine
@@ -100,11 +104,17 @@ class Engine:
             SCANNER_SECONDS.labels(s.name).observe(time.perf_counter() - t0)
         return found
 
-    def scan(self, texts: list[str], policy: Policy, restore_map: dict[str, str] | None = None) -> ScanResult:
+    def scan(
+        self, texts: list[str], policy: Policy, restore_map: dict[str, str] | None = None,
+        roles: list[str] | None = None,
+    ) -> ScanResult:  # fmt: skip
+        """Apply ``policy`` to ``texts``; ``roles`` (one per text, or None) marks the operator's trusted
+        system/developer messages, which skip the injection scanners unless ``scan_system_messages``."""
         findings: list[Finding] = []
         per_text: list[list[Finding]] = []
         for i, text in enumerate(texts):
-            fs = decide(self.matches(text, policy), i, policy)
+            trusted = bool(roles) and roles[i] in TRUSTED_ROLES and not self.scan_system_messages
+            fs = decide(self.matches(text, policy, self._untrusted_only if trusted else None), i, policy)
             per_text.append(fs)
             findings.extend(fs)
         count(findings)
@@ -126,8 +136,14 @@ class Engine:
         return ScanResult(verdict, findings, out if changed else None, text_verdicts, redactor.restore_map)
 
     def moderate(self, text: str, policy: Policy) -> tuple[dict[str, tuple[float, bool]], list[Match]]:
-        """Score per category (and whether it reaches its scanner's threshold) for one text."""
-        matches = self.matches(text, None)
+        """Score per category (and whether it reaches its scanner's threshold) for one text; every toxicity
+        head runs (no cascade)."""
+        matches = self.matches(text, None, [s for s in self.scanners if s.name != "toxicity"])
+        for s in self.scanners:
+            if s.name == "toxicity":
+                t0 = time.perf_counter()
+                matches.extend(Match(f"toxicity.{c}", 0, len(text), p) for c, p in s.scores(text, full=True).items())
+                SCANNER_SECONDS.labels(s.name).observe(time.perf_counter() - t0)
         scores: dict[str, float] = {c: 0.0 for c in (*SCANNER_CATEGORIES.values(), *TOXICITY_CATEGORIES.values())}
         for m in matches:
             if m.scanner == "toxicity":

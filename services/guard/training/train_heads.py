@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from services.guard import ngram
 from services.guard.embeddings import Embedder
+from services.guard.scanners.injection import normalise
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 CORPUS = DATA / "corpus"
@@ -95,7 +97,78 @@ def train_injection(embedder: Embedder) -> tuple:
     return model, meta
 
 
+def _mil_fit(segs: list, wholes: list, labels: np.ndarray, c: float, rounds: int = 3):
+    """Logistic regression over sparse segment features, multiple-instance style (see :func:`train_injection`):
+    every instance of a negative text is a negative; a positive text's whole text and (after the first round)
+    its most positive instance are positives."""
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+
+    negatives = [segs[i] for i in np.flatnonzero(labels == 0)]
+    wholes = [wholes[i] for i in np.flatnonzero(labels == 1)]
+    model = None
+    for _ in range(rounds):
+        chosen = list(wholes)
+        if model is not None:
+            for i in np.flatnonzero(labels == 1):
+                if segs[i].shape[0] > 1:
+                    chosen.append(segs[i][int(np.argmax(model.decision_function(segs[i])))])
+        x = sp.vstack(negatives + chosen).tocsr()
+        y = np.array([0] * sum(m.shape[0] for m in negatives) + [1] * len(chosen))
+        model = LogisticRegression(C=c, class_weight="balanced", solver="liblinear", max_iter=1000).fit(x, y)
+    return model
+
+
+def train_ngram(name: str, texts: list[str], labels: np.ndarray) -> dict:
+    """A cascade's first stage (:mod:`services.guard.ngram`). C is picked by 5-fold cross-validation over
+    texts (text score: highest over its segments); ``skip_below``, the probability under which the second
+    stage (MiniLM) is not run, is set from the held-out folds' positive scores so that at most 1% of the
+    training positives (and never more than 0.3 probability) would skip it."""
+    from sklearn.model_selection import StratifiedKFold
+
+    vec = ngram.vectorizer()
+    segs = [ngram.features(normalise(t)[0]) for t in texts]
+    wholes = [vec.transform([normalise(t)[0]]) for t in texts]
+    best = None
+    for c in (2.0, 8.0, 32.0):
+        probs = np.zeros(len(texts))
+        for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(np.zeros(len(texts)), labels):
+            model = _mil_fit([segs[i] for i in train], [wholes[i] for i in train], labels[train], c, rounds=2)
+            probs[test] = [model.predict_proba(segs[i])[:, 1].max() for i in test]
+        loss = -np.mean(labels * np.log(probs + 1e-9) + (1 - labels) * np.log(1 - probs + 1e-9))
+        if best is None or loss < best[0]:
+            best = (loss, c, probs)
+    loss, c, probs = best
+    positives = np.sort(probs[labels == 1])
+    negatives = probs[labels == 0]
+    skip_below = float(min(0.3, positives[int(np.floor(0.01 * len(positives)))]))
+    model = _mil_fit(segs, wholes, labels, c)
+    meta = {"C": c, "cv_log_loss": round(float(loss), 4), "skip_below": round(skip_below, 4),
+            "cv_positives_skipped": round(float(np.mean(positives < skip_below)), 4),
+            "cv_negatives_skipped": round(float(np.mean(negatives < skip_below)), 4),
+            "texts": len(texts), "positive_texts": int(labels.sum())}
+    ngram.save(DATA / name, model.coef_[0], float(model.intercept_[0]), meta)
+    return meta
+
+
+def train_injection_ngram() -> dict:
+    rows = load("injection_train.jsonl")
+    return train_ngram("injection_ngram.npz", [r["text"] for r in rows], np.array([r["label"] for r in rows]))
+
+
+def train_toxicity_ngram() -> dict:
+    """The toxicity cascade's gate: any category vs none, with the injection corpus' benign texts as extra
+    negatives (they share the guard's everyday vocabulary)."""
+    rows = load("toxicity_train.jsonl")
+    benign = [r["text"] for r in load("injection_train.jsonl") if r["label"] == 0]
+    texts = [r["text"] for r in rows] + benign
+    labels = np.array([int(bool(r["labels"])) for r in rows] + [0] * len(benign))
+    return train_ngram("toxicity_ngram.npz", texts, labels)
+
+
 def main() -> int:
+    print(f"injection_ngram.npz: {train_injection_ngram()}", flush=True)
+    print(f"toxicity_ngram.npz: {train_toxicity_ngram()}", flush=True)
     embedder = Embedder()
     model, meta = train_injection(embedder)
     path = save("injection_head.json", embedder, ["injection"], model.coef_, model.intercept_, meta)

@@ -1,0 +1,131 @@
+"""The guard's cheap first stage: logistic-regression heads over hashed word n-grams (1-3 grams, l2-normalised).
+
+Featurising and scoring a 1 KB text costs well under a millisecond on one core, against tens of milliseconds
+for a MiniLM pass, so the learned injection classifier runs MiniLM only on the texts this stage cannot call
+benign with confidence (see :mod:`services.guard.scanners.injection_model`). Like the MiniLM heads it scores a
+text sentence by sentence (short sentences joined) and takes the highest score, so one injected sentence in
+a long benign document is not averaged away.
+
+A head is stored as ``.npz`` (the non-zero weights of the hashed feature space, the intercept, and the
+training metadata as JSON), written by ``python -m services.guard.training.train_heads``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+N_FEATURES = 2**20
+NGRAMS = (1, 3)
+# Words, and runs of punctuation (chat-template and delimiter spoofing look like "<|", "###", "[/").
+TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]{2,4}"
+_SENTENCE = re.compile(r"(?<=[.!?。])\s+|\n+")
+_MIN_SEGMENT_WORDS = 6  # shorter sentences ("Hi!", "Thanks.") join the next one
+_MAX_SEGMENT_CHARS = 600  # longer sentences are cut (with overlap) so a long one cannot dilute an attack
+
+
+def vectorizer(norm: str | None = "l2"):
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(
+        analyzer="word", ngram_range=NGRAMS, n_features=N_FEATURES, alternate_sign=False, norm=norm,
+        lowercase=True, token_pattern=TOKEN_PATTERN, dtype=np.float32,
+    )  # fmt: skip
+
+
+_COUNTS = vectorizer(None)
+_CACHE: OrderedDict[str, object] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def features(text: str):
+    """Sparse l2-normalised features of :func:`segments` of ``text``, one row each. Each sentence is
+    featurised once (a neighbour pair is the sum of its two sentences' counts). The last few texts' features
+    are cached, so the injection and toxicity heads featurise a text once."""
+    from sklearn.preprocessing import normalize
+
+    with _CACHE_LOCK:
+        hit = _CACHE.get(text)
+        if hit is not None:
+            return hit
+    segs = segments(text)
+    counts = _COUNTS.transform(segs if len(segs) == 1 else segs[: (len(segs) + 1) // 2])
+    if len(segs) > 1:
+        import scipy.sparse as sp
+
+        counts = sp.vstack([counts, counts[:-1] + counts[1:]]).tocsr()
+    out = normalize(counts, copy=False)
+    with _CACHE_LOCK:
+        _CACHE[text] = out
+        if len(_CACHE) > 64:
+            _CACHE.popitem(last=False)
+    return out
+
+
+def segments(text: str, max_segments: int = 64) -> list[str]:
+    """What a text is scored on: the text itself when it is one sentence; else its sentences (short ones
+    joined to the next, long ones cut; at most ``max_segments``, half from the head, half from the tail)
+    and each pair of neighbours, so an instruction split over a sentence boundary is still seen whole.
+    Never the whole of a longer text: bag-of-n-gram scores of long texts drift with their length."""
+    out: list[str] = []
+    pending = ""
+    for sentence in _SENTENCE.split(text):
+        if not sentence.strip():
+            continue
+        pending = f"{pending} {sentence}" if pending else sentence
+        if len(pending.split()) >= _MIN_SEGMENT_WORDS:
+            out.extend(_cut(pending))
+            pending = ""
+    if pending:
+        out.extend(_cut(pending))
+    if len(out) > max_segments:
+        head = max_segments - max_segments // 2
+        out = out[:head] + out[len(out) - max_segments // 2 :]
+    if len(out) <= 1:
+        return [text]
+    return [*out, *(f"{a} {b}" for a, b in itertools.pairwise(out))]
+
+
+def _cut(sentence: str) -> list[str]:
+    if len(sentence) <= _MAX_SEGMENT_CHARS:
+        return [sentence]
+    step = _MAX_SEGMENT_CHARS - 100
+    return [sentence[i : i + _MAX_SEGMENT_CHARS] for i in range(0, len(sentence) - 100, step)]
+
+
+class NgramHead:
+    """One binary logistic-regression head over :func:`vectorizer`'s features."""
+
+    def __init__(self, path: Path) -> None:
+        data = np.load(path)
+        self.meta: dict = json.loads(str(data["meta"]))
+        if self.meta.get("n_features") != N_FEATURES or tuple(self.meta.get("ngrams", ())) != NGRAMS:
+            raise RuntimeError(f"{path.name} was trained on other features than this guard computes")
+        self.coef = np.zeros(N_FEATURES, dtype=np.float32)
+        self.coef[data["indices"]] = data["values"]
+        self.intercept = float(data["intercept"])
+
+    def probabilities(self, text: str) -> np.ndarray:
+        """Probability of each of :func:`segments` of ``text``."""
+        logits = features(text) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+    def probability(self, text: str) -> float:
+        """The highest probability over the text's segments."""
+        return float(self.probabilities(text).max())
+
+
+def save(path: Path, coef: np.ndarray, intercept: float, meta: dict) -> Path:
+    coef = np.asarray(coef, dtype=np.float32).ravel()
+    indices = np.flatnonzero(np.abs(coef) > 1e-6).astype(np.int32)
+    meta = {**meta, "n_features": N_FEATURES, "ngrams": list(NGRAMS), "token_pattern": TOKEN_PATTERN}
+    with path.open("wb") as f:
+        np.savez_compressed(f, indices=indices, values=coef[indices], intercept=np.float32(intercept),
+                            meta=np.array(json.dumps(meta, sort_keys=True)))  # fmt: skip
+    return path
