@@ -290,3 +290,18 @@ class FakePool:
         if self.error is not None:
             raise self.error
         return 1
+
+
+def fake_client(settings=None, **upstreams):
+    """The stock ``openai`` client on a gateway app (in process) over named fakes of the upstreams."""
+    import httpx
+    import openai
+
+    from services.gateway.app import create_app
+    from services.gateway.settings import GatewaySettings
+
+    settings = settings or GatewaySettings()
+    access, key = fake_access(settings)
+    app = create_app(settings, fake_upstreams(**upstreams), access)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)

@@ -7,29 +7,20 @@ from __future__ import annotations
 import time
 
 import grpc
-import httpx
 import openai
 import pytest
 from prometheus_client import REGISTRY
 
 from flotilla.v1 import inference_pb2
-from services.gateway.app import create_app
 from services.gateway.errors import OpenAIError
 from services.gateway.generation import Generation
 from services.gateway.routing import InferenceRouter
 from services.gateway.settings import GatewaySettings
-from tests.unit.fakes import FAKE_MODEL, FakeGuard, FakeInferenceEngine, FakeRag, fake_access, fake_upstreams, rpc_error
+from tests.unit.fakes import FAKE_MODEL, FakeGuard, FakeInferenceEngine, FakeRag, fake_upstreams, rpc_error
+from tests.unit.fakes import fake_client as client_for
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
 UNAVAILABLE = rpc_error(grpc.StatusCode.UNAVAILABLE, "connection refused")
-
-
-def client_for(settings: GatewaySettings | None = None, **upstreams) -> openai.AsyncOpenAI:
-    settings = settings or GatewaySettings()
-    access, key = fake_access(settings)
-    app = create_app(settings, fake_upstreams(**upstreams), access)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
-    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
 
 
 def counter(name: str) -> float:

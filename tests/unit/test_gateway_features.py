@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import openai
 import pytest
 
-from services.gateway.app import create_app
 from services.gateway.routing import InferenceRouter, affinity_key
 from services.gateway.settings import GatewaySettings
-from tests.unit.fakes import FAKE_MODEL, FakeInferenceEngine, fake_access, fake_upstreams
+from tests.unit.fakes import FAKE_MODEL, FakeInferenceEngine, fake_upstreams
+from tests.unit.fakes import fake_client as client_for
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]
 WEATHER = {
@@ -22,14 +21,6 @@ WEATHER = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
-
-
-def client_for(settings: GatewaySettings | None = None, **upstreams) -> openai.AsyncOpenAI:
-    settings = settings or GatewaySettings()
-    access, key = fake_access(settings)
-    app = create_app(settings, fake_upstreams(**upstreams), access)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
-    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
 
 
 async def test_logit_bias_logprobs_and_penalties_reach_the_engine() -> None:
