@@ -79,8 +79,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def run_workload(base_url: str, levels: list[int], per_level: int, max_tokens: int) -> list[dict]:
-    return [asyncio.run(run_level(base_url, MODEL, c, max(per_level, c * 2), max_tokens)) for c in levels]
+def run_workload(base_url: str, levels: list[int], per_level: int, max_tokens: int, api_key: str = "") -> list[dict]:
+    return [asyncio.run(run_level(base_url, MODEL, c, max(per_level, c * 2), max_tokens, api_key)) for c in levels]
 
 
 def plot(raw: list[dict], fleet: list[dict], bare: list[dict], path: Path) -> None:
@@ -145,8 +145,9 @@ def main() -> int:
                  "FLOTILLA_GATEWAY_GUARD_ENABLED": str(guard).lower()},
             metrics_ports={"inference": 0},
         )
-        with DevFleet(config):
-            return run_workload(config.base_url.removesuffix("/v1"), levels, args.requests, args.max_tokens)
+        with DevFleet(config) as fleet:
+            return run_workload(config.base_url.removesuffix("/v1"), levels, args.requests, args.max_tokens,
+                                fleet.api_key)
 
     fleet = run_fleet("fleet", guard=True)
     bare = run_fleet("fleet-no-guard", guard=False) if not args.skip_no_guard else []

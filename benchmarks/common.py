@@ -72,14 +72,17 @@ async def stream_chat(http: httpx.AsyncClient, model: str, prompt: str, max_toke
     return RequestStats(ttft_s=ttft or end - start, latency_s=end - start, completion_tokens=tokens, itl_s=itl)
 
 
-async def run_level(base_url: str, model: str, concurrency: int, requests: int, max_tokens: int) -> dict:
+async def run_level(
+    base_url: str, model: str, concurrency: int, requests: int, max_tokens: int, api_key: str = ""
+) -> dict:
     """``requests`` streaming chats, ``concurrency`` at a time; throughput and latency summary."""
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(requests):
         queue.put_nowait(i)
     stats: list[RequestStats] = []
     limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
-    async with httpx.AsyncClient(base_url=base_url, timeout=600, limits=limits) as http:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(base_url=base_url, timeout=600, limits=limits, headers=headers) as http:
 
         async def worker() -> None:
             while not queue.empty():
