@@ -214,6 +214,9 @@ class DevFleet:
             "FLOTILLA_INFERENCE_ENFORCE_EAGER": "true",
             "FLOTILLA_INFERENCE_MAX_MODEL_LEN": "2048",
             "FLOTILLA_INFERENCE_CPU_KVCACHE_SPACE_GIB": "1",
+            # vLLM on CPU takes every core it can get; the guard shares them and its scans then wait their turn
+            # for seconds under load (in production it has its own pods), so the local deadline is longer.
+            "FLOTILLA_GATEWAY_GUARD_TIMEOUT_S": "15",
         }.items():
             env.setdefault(key, value)
         env.update(cfg.env)
