@@ -42,6 +42,7 @@ from flotilla.v1 import inference_pb2, inference_pb2_grpc
 REPO = Path(__file__).resolve().parent.parent
 MESSAGE = "Say hello to the benchmark, please."
 Call = Callable[[int], Awaitable[bool]]
+ANSWERED = [0, 0]  # chat requests sent through the gateway, and answered (any status): one ledger row each
 
 
 def free_port() -> int:
@@ -84,10 +85,12 @@ def gateway_caller(
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
     async def call(i: int) -> bool:
+        ANSWERED[0] += 1
         body = {"model": MODEL, "messages": [{"role": "user", "content": f"{MESSAGE} {i}"}],
                 "max_tokens": max_tokens, "temperature": 0, "stream": stream}
         async with http.post(f"{base}/v1/chat/completions", data=json.dumps(body), headers=headers) as resp:
             payload = await resp.read()
+            ANSWERED[1] += 1
             if resp.status != 200:
                 return False
             return payload.rstrip().endswith(b"[DONE]") if stream else b'"choices"' in payload
@@ -364,13 +367,15 @@ def main() -> int:
         if step is not None:
             print(f"{mode}: added at 300 RPS p50 {step['added_p50_ms']:+.2f} ms (target <= 3), "
                   f"p99 {step['added_p99_ms']:+.2f} ms (target <= 15)")
-    print(f"ledger: {rows} rows for the run (every gateway request, warm-up and max-rate runs included; "
-          f"{answered} answered in the measured windows)")
+    print(f"ledger: {rows} rows for {ANSWERED[1]} answered gateway requests of {ANSWERED[0]} sent (warm-up and "
+          f"max-rate runs included; {answered} answered in the measured windows)"
+          + ("" if rows == ANSWERED[1] else "  <- MISMATCH"))
     payload = {
         "machine": machine(),
         "setup": "gateway (1 uvicorn worker, CPU 1) with auth + quotas + ledger, guard off; benchmark fake "
                  "inference + load generator on CPU 0; open loop, latency from scheduled start",
         "max_tokens": args.max_tokens, "duration_s": args.duration, "ledger_rows": rows,
+        "gateway_requests_answered": ANSWERED[1],
         **results,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
