@@ -292,7 +292,8 @@ def plot(results: dict, path: Path) -> None:
         for q, style in (("p50", "o-"), ("p99", "s--")):
             ax.plot(xs, [s["direct"][f"{q}_ms"] for s in steps], style, color="tab:gray", label=f"direct {q}")
             ax.plot(xs, [s["gateway"][f"{q}_ms"] for s in steps], style, color="tab:blue", label=f"via gateway {q}")
-        ax.set(xlabel="requests/s (open loop)", ylabel="latency ms", title=f"chat completions, {mode}")
+        ax.set(xlabel="requests/s (open loop)", ylabel="latency ms (log)", title=f"chat completions, {mode}")
+        ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle("Gateway overhead: auth + quotas + ledger, one gateway process on one core")
