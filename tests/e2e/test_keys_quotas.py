@@ -125,6 +125,23 @@ async def test_streams_are_billed_including_a_client_that_leaves(fleet, gateways
     assert 3 <= cut["completion_tokens"] < 200 and cut["prompt_tokens"] > 0
 
 
+async def test_embeddings_are_billed_and_count_against_the_token_quota(fleet, gateways) -> None:
+    key = cli(fleet, "keys", "create", "--name", "embed-e2e", "--tpm", "60").strip().splitlines()[-1]
+    await asyncio.sleep(1)
+    client = openai.AsyncOpenAI(base_url=f"{gateways[0]}/v1", api_key=key, max_retries=0)
+    resp = await client.embeddings.create(model="all-MiniLM-L6-v2", input=["The lighthouse was built in 1867.",
+                                                                           "Sourdough rye bread."])
+    assert resp.usage.prompt_tokens > 0
+    rows = await wait_rows(fleet, "embed-e2e", 1)
+    assert [(r["endpoint"], r["prompt_tokens"], r["completion_tokens"], r["status"]) for r in rows] == [
+        ("embeddings", resp.usage.prompt_tokens, 0, 200)]
+    # The token quota holds for embeddings too: 60 tokens a minute do not admit a ~400-character input.
+    with pytest.raises(openai.RateLimitError) as info:
+        await client.embeddings.create(model="all-MiniLM-L6-v2", input="lighthouse " * 40)
+    assert info.value.response.headers["x-ratelimit-limit-tokens"] == "60"
+    assert "embed-e2e" in cli(fleet, "usage", "--key", "embed-e2e")
+
+
 async def test_admin_api_creates_lists_and_revokes(gateways) -> None:
     admin = {"authorization": "Bearer e2e-admin-secret"}
     async with httpx.AsyncClient(base_url=gateways[1], timeout=30, headers=admin) as http:
