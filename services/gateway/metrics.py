@@ -36,6 +36,10 @@ QUOTA_REJECTIONS = Counter(  # limit: requests | tokens | budget
 UPSTREAM_ERRORS = Counter(
     "flotilla_upstream_errors_total", "Failed gRPC calls to upstream services, by gRPC status.", ["service", "code"]
 )
+INFERENCE_RETRIES = Counter(  # each also counts in flotilla_upstream_errors_total{service="inference"}
+    "flotilla_inference_retries_total",
+    "Generate calls that failed before streaming and were retried on another replica, by gRPC status.", ["code"]
+)
 GUARD_FAIL_OPEN = Counter(
     "flotilla_guard_fail_open_total", "Requests let through unscanned because the guard was unreachable (fail open)."
 )

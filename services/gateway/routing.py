@@ -43,6 +43,7 @@ import grpc
 
 from flotilla.tls import CLIENT_CHANNEL_OPTIONS, TLSFiles, secure_channel
 from flotilla.v1 import inference_pb2, inference_pb2_grpc
+from services.gateway import metrics
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +305,8 @@ class InferenceRouter:
                 delay = min(self.backoff(attempt), deadline - time.monotonic())
                 if delay < 0:
                     raise
+                metrics.upstream_error("inference", exc.code().name)  # absorbed: the caller never sees it
+                metrics.INFERENCE_RETRIES.labels(exc.code().name).inc()
                 log.info("retrying on another replica", extra={"f_replica": replica.name, "f_attempt": attempt,
                                                                "f_code": exc.code().name, "f_backoff_s": delay})
                 await self.sleep(delay)

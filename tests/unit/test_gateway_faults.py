@@ -146,9 +146,15 @@ async def test_retries_go_to_other_replicas_only_and_not_for_the_callers_errors(
     dead, alive = FakeInferenceEngine(fail_code=grpc.StatusCode.UNKNOWN), FakeInferenceEngine()
     router, slept = await router_over({"r-dead": dead, "r-alive": alive})
     key = next(f"k{i}" for i in range(100) if router.choose(FAKE_MODEL, f"k{i}").name == "r-dead")
+    labels = {"service": "inference", "code": "UNKNOWN"}
+    errors, retries = (REGISTRY.get_sample_value("flotilla_upstream_errors_total", labels) or 0.0,
+                       REGISTRY.get_sample_value("flotilla_inference_retries_total", {"code": "UNKNOWN"}) or 0.0)
     _, _, replica = await router.open(request(), 10.0, key)
     router.release(replica)
     assert replica.name == "r-alive" and len(dead.requests) == 1 and len(slept) == 1
+    # The caller never saw the failure, but the metrics did.
+    assert REGISTRY.get_sample_value("flotilla_upstream_errors_total", labels) == errors + 1
+    assert REGISTRY.get_sample_value("flotilla_inference_retries_total", {"code": "UNKNOWN"}) == retries + 1
     assert router.replicas["r-dead"].failures == 1  # UNKNOWN counts, below the threshold
     bad = inference_pb2.GenerateRequest(model="other-model", prompt="x")
     router.replicas["r-alive"].models["other-model"] = router.replicas["r-alive"].models[FAKE_MODEL]
