@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import aiohttp
 
 from benchmarks.common import RESULTS, machine, percentile, write_json
 from benchmarks.fake_inference import MODEL
+from flotilla.processes import stop_group
 from flotilla.tls import TLSFiles, ensure_dev_certs, secure_channel
 from flotilla.v1 import inference_pb2, inference_pb2_grpc
 
@@ -208,12 +208,7 @@ def spawn(cmd: list[str], cpu: int, env: dict[str, str], log: Path) -> subproces
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    stop_group(proc, 30.0)
 
 
 async def wait_ready(base: str, key: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import httpx
 
 from benchmarks.common import RESULTS, machine, run_level, write_json
 from flotilla.devfleet import DevFleet, FleetConfig
+from flotilla.processes import stop_group
 
 MODEL = "SmolLM2-135M-Instruct"
 REPO = Path(__file__).resolve().parent.parent
@@ -68,15 +68,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> 
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    stop_group(proc, 60.0)
 
 
 def run_workload(base_url: str, levels: list[int], per_level: int, max_tokens: int, api_key: str = "") -> list[dict]:

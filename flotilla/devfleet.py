@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from flotilla.migrate import migrate
+from flotilla.processes import stop_group
 from flotilla.tls import TLSFiles, ensure_dev_certs, secure_channel
 
 log = logging.getLogger(__name__)
@@ -131,14 +131,8 @@ class DevFleet:
     def stop(self, grace_s: float = 30.0) -> None:
         for name, _, _ in reversed(self.config.processes()):
             proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(grace_s)
-                except subprocess.TimeoutExpired:
-                    log.warning("%s did not stop in %.0fs; killing it", name, grace_s)
-            if proc is not None:
-                self._kill_group(proc)
+            if proc is not None and not stop_group(proc, grace_s):
+                log.warning("%s did not stop in %.0fs; killed it", name, grace_s)
         self.procs.clear()
         if self.pg is not None:
             self.pg.cleanup()
@@ -338,25 +332,7 @@ class DevFleet:
             self._stop_extra(name)
 
     def _stop_extra(self, name: str, grace_s: float = 20.0) -> None:
-        proc = self.procs.pop(name)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                pass
-        self._kill_group(proc)
-
-    @staticmethod
-    def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_group(self.procs.pop(name), grace_s)
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.log_dir / f"{name}.log"

@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flotilla.processes import stop_group
 from loadtests import report, slo
 
 HERE = Path(__file__).resolve().parent
@@ -120,24 +120,6 @@ def _spawn(cmd: list[str], env: dict[str, str], log: Path | None) -> subprocess.
             out.close()
 
 
-def _stop(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL what is left."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(grace_s)
-        except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        pass
-
-
 def run_once(args: argparse.Namespace, users: int, out: Path) -> int:
     """One Locust run into ``out``; returns Locust's exit code (0 or 1 are normal runs; 1 = some failures)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -179,13 +161,13 @@ def run_once(args: argparse.Namespace, users: int, out: Path) -> int:
             print(f"locust did not finish within {budget:.0f}s; stopping it", file=sys.stderr)
             return 124
     finally:
-        _stop(proc)
+        stop_group(proc, 10.0, term_group=True)
         for w in workers:  # they quit with the master; this only cleans up after a crash
             try:
                 w.wait(20)
             except subprocess.TimeoutExpired:
                 pass
-            _stop(w)
+            stop_group(w, 10.0, term_group=True)
 
 
 def evaluate(args: argparse.Namespace, out: Path, locust_rc: int) -> tuple[int, dict[str, Any]]:
