@@ -130,7 +130,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         try:
             record, key = asyncio.run(_with_conn(dsn, lambda c: keys.create_key(
                 c, args.name, tenant_id=args.tenant, models=models, rpm=args.rpm, tpm=args.tpm,
-                max_budget_tokens=args.max_budget_tokens)))
+                max_budget_tokens=args.max_budget_tokens, guard_policy=_guard_policy(args))))
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 1
@@ -148,11 +148,34 @@ def cmd_keys(args: argparse.Namespace) -> int:
             print(f"{k.name:<24} {k.id:<14} {k.tenant_id:<16} {k.rpm or '-':>7} {k.tpm or '-':>9} "
                   f"{k.spent_tokens:>10}  {models}{'  (revoked)' if k.revoked_at else ''}")
         return 0
+    if args.keys_command == "policy":
+        try:
+            record = asyncio.run(_with_conn(dsn, lambda c: keys.set_guard_policy(c, args.name, _guard_policy(args))))
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        if record is None:
+            print(f"no active key named {args.name!r}", file=sys.stderr)
+            return 1
+        shown = ", ".join(f"{stage}: {spec}" for stage, spec in record.guard_policy) or "the gateway's policies"
+        print(f"guard policy of {args.name!r}: {shown}")
+        return 0
     if asyncio.run(_with_conn(dsn, lambda c: keys.revoke_key(c, args.name))):
         print(f"revoked {args.name!r}")
         return 0
     print(f"no active key named {args.name!r}", file=sys.stderr)
     return 1
+
+
+def _guard_policy(args: argparse.Namespace) -> dict[str, str]:
+    return {stage: spec for stage in ("input", "output", "retrieved") if (spec := getattr(args, f"guard_{stage}"))}
+
+
+def _guard_policy_args(parser: argparse.ArgumentParser) -> None:
+    for stage, what in (("input", "prompts"), ("output", "answers"), ("retrieved", "retrieved chunks")):
+        parser.add_argument(f"--guard-{stage}", metavar="POLICY",
+                            help=f"this key's guard policy for {what}, laid rule by rule over the gateway's, "
+                                 "e.g. 'pii=block, injection=block:0.6'")
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
@@ -207,9 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--rpm", type=int, help="requests per minute")
     c.add_argument("--tpm", type=int, help="tokens per minute")
     c.add_argument("--max-budget-tokens", type=int, help="lifetime token budget")
+    _guard_policy_args(c)
     c = ks.add_parser("list", help="list keys (never their secrets)")
     c.add_argument("--all", action="store_true", help="include revoked keys")
     c.add_argument("--json", action="store_true")
+    c = ks.add_parser("policy", help="replace a key's guard policy (no --guard-* option: the gateway's policies)")
+    c.add_argument("name")
+    _guard_policy_args(c)
     c = ks.add_parser("revoke", help="revoke a key by name (every gateway replica within a second)")
     c.add_argument("name")
     p.set_defaults(func=cmd_keys)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,13 @@ MODEL_NAME = "SmolLM2-135M-Instruct"
 
 
 _handed_out: set[int] = set()
+
+
+def flotilla_cli(fleet: DevFleet, *args: str) -> str:
+    """``flotilla ARGS…`` against the fleet's database; its standard output (raises when it fails)."""
+    out = subprocess.run([sys.executable, "-m", "flotilla.cli", *args], env={**os.environ,
+                         "DATABASE_URL": fleet.database_url or ""}, capture_output=True, text=True, check=True)
+    return out.stdout
 
 
 def free_port() -> int:

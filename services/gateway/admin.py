@@ -26,6 +26,21 @@ def require_admin(request: Request) -> None:
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], include_in_schema=True)
 
 
+Spec = Annotated[str, Field(max_length=500, pattern=r"^[^\x00-\x1f]*$")]
+
+
+class GuardPolicy(BaseModel):
+    """A key's guard policy per stage, in the one-line syntax (``"pii=block, injection=block:0.6"``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: Spec | None = None
+    output: Spec | None = None
+    retrieved: Spec | None = None
+
+    def stages(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
 class CreateKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
@@ -34,6 +49,7 @@ class CreateKey(BaseModel):
     rpm: Annotated[int | None, Field(ge=1, le=2**31 - 1)] = None
     tpm: Annotated[int | None, Field(ge=1, le=2**31 - 1)] = None
     max_budget_tokens: Annotated[int | None, Field(ge=1, le=2**63 - 1)] = None
+    guard_policy: GuardPolicy | None = None
 
 
 def _pool(request: Request) -> Any:
@@ -45,11 +61,31 @@ def _pool(request: Request) -> Any:
 
 @router.post("/keys")
 async def create(body: CreateKey, request: Request) -> dict[str, Any]:
+    fields = body.model_dump(exclude={"guard_policy"})
+    policy = body.guard_policy.stages() if body.guard_policy else None
+    _check_policy(policy)
     try:
-        record, key = await keystore.create_key(_pool(request), **body.model_dump())
+        record, key = await keystore.create_key(_pool(request), **fields, guard_policy=policy)
     except ValueError as exc:
         raise OpenAIError(409, str(exc), param="name", code="key_exists") from None
     return {**record.public(), "key": key}
+
+
+def _check_policy(policy: dict[str, str] | None) -> None:
+    try:
+        keystore.validate_guard_policy(policy)
+    except ValueError as exc:
+        raise OpenAIError(400, f"Invalid guard policy: {exc}.", param="guard_policy", code="invalid_value") from None
+
+
+@router.put("/keys/{name}/guard_policy")
+async def set_guard_policy(name: str, body: GuardPolicy, request: Request) -> dict[str, Any]:
+    """Replace the key's guard policy (an empty body: the gateway's policies); live on every replica in ~1 s."""
+    _check_policy(body.stages())
+    record = await keystore.set_guard_policy(_pool(request), name, body.stages())
+    if record is None:
+        raise OpenAIError(404, f"No active key named {name!r}.", param="name", code="key_not_found")
+    return record.public()
 
 
 @router.get("/keys")

@@ -199,7 +199,7 @@ def create_app(
         await access.admit(acct, prompt + _max_new(chat, body.model, body.effective_max_tokens, prompt) * (body.n or 1))
 
         async def run() -> Response:
-            prepared = await chat.prepare(body, acct.request_id, key.tenant_id, acct.id)
+            prepared = await chat.prepare(body, acct.request_id, key.tenant_id, acct.id, principal=key)
             acct.guard = prepared.guard
             headers = {**prepared.headers, **_rate_headers(acct)}
             if body.stream:
@@ -224,7 +224,7 @@ def create_app(
         await access.admit(acct, prompt + _max_new(pipeline.chat, body.model, body.max_tokens, prompt) * n)
 
         async def run() -> Response:
-            requests = await pipeline.prepare(body, acct.request_id, key.tenant_id)
+            requests = await pipeline.prepare(body, acct.request_id, key.tenant_id, principal=key)
             if body.stream:
                 events = await pipeline.open_stream(body, requests, acct.request_id, acct)
                 return StreamingResponse(accounted(access, acct, events), media_type="text/event-stream",

@@ -21,6 +21,7 @@ from services.gateway.citations import citations_of
 from services.gateway.errors import OpenAIError, from_grpc
 from services.gateway.generation import Generation, sampling_params
 from services.gateway.guard_client import GuardClient, GuardSession
+from services.gateway.keys import ApiKey
 from services.gateway.protocol import (
     ChatCompletionChoice,
     ChatCompletionChunk,
@@ -101,6 +102,7 @@ class ChatPipeline:
     async def prepare(
         self, req: ChatCompletionRequest, request_id: str, tenant: str | None = None, cid: str | None = None,
         retrieval: rag_pb2.RetrieveRequest | None = None,  # file_search of /v1/responses: its own k, filters
+        principal: ApiKey | None = None,  # the caller's API key: its guard policy
     ) -> Prepared:
         tenant = tenant or self.settings.tenant_id
         if (name := req.unsupported_param()) is not None:
@@ -118,7 +120,7 @@ class ChatPipeline:
 
         messages = [(m.role, m.text(), m.name or "") for m in req.messages]
         headers: dict[str, str] = {}
-        guard = self.guard.begin(request_id)
+        guard = self.guard.begin(request_id, principal)
         texts = await guard.scan_input([text for _, text, _ in messages], [role for role, _, _ in messages])
         messages = [(role, text, name) for (role, _, name), text in zip(messages, texts, strict=True)]
 
@@ -178,11 +180,12 @@ class ChatPipeline:
     def _guard(self, prepared: Prepared) -> GuardSession:
         return prepared.guard or self.guard.begin(prepared.request_id)
 
-    async def _scan_input(self, request_id: str, texts: list[str]) -> list[str]:
-        return await self.guard.begin(request_id).scan_input(texts)
+    async def _scan_input(self, request_id: str, texts: list[str], principal: ApiKey | None = None) -> list[str]:
+        return await self.guard.begin(request_id, principal).scan_input(texts)
 
-    async def _scan_output(self, request_id: str, texts: list[str]) -> guard_pb2.ScanResponse:
-        return await self.guard.begin(request_id).scan_output(texts)
+    async def _scan_output(self, request_id: str, texts: list[str], principal: ApiKey | None = None
+                           ) -> guard_pb2.ScanResponse:
+        return await self.guard.begin(request_id, principal).scan_output(texts)
 
     async def open(self, prepared: Prepared, acct: Accounting | None = None) -> Generation:
         gen = await Generation.open(

@@ -14,6 +14,7 @@ from services.gateway.access import Accounting
 from services.gateway.chat import ChatPipeline, cache_salt
 from services.gateway.errors import OpenAIError
 from services.gateway.generation import Generation, sampling_params
+from services.gateway.keys import ApiKey
 from services.gateway.protocol import (
     CompletionChoice,
     CompletionLogprobs,
@@ -46,7 +47,7 @@ class CompletionPipeline:
         self.settings = chat.settings
 
     async def prepare(
-        self, req: CompletionRequest, request_id: str, tenant: str | None = None
+        self, req: CompletionRequest, request_id: str, tenant: str | None = None, principal: ApiKey | None = None
     ) -> list[inference_pb2.GenerateRequest]:
         tenant = tenant or self.settings.tenant_id
         if req.echo:
@@ -63,7 +64,7 @@ class CompletionPipeline:
             raise OpenAIError(400, f"Invalid value for 'n': at most {self.settings.max_n} choices in all.",
                               param="n", code="invalid_value")
         sampling = sampling_params(req, n, req.max_tokens, req.logprobs)
-        prompts = await self.chat._scan_input(request_id, prompts)
+        prompts = await self.chat._scan_input(request_id, prompts, principal)
         salt = cache_salt(self.settings, tenant)
         return [
             inference_pb2.GenerateRequest(
@@ -113,7 +114,7 @@ class CompletionPipeline:
     async def _guard_output(
         self, request_id: str, contents: list[str], finish: list[str | None], acct: Accounting | None = None
     ) -> list[str]:
-        scan = await self.chat._scan_output(request_id, contents)
+        scan = await self.chat._scan_output(request_id, contents, acct.key if acct is not None else None)
         if acct is not None:
             acct.record_scan(scan)
         if scan.verdict == guard_pb2.VERDICT_REDACT:
@@ -163,7 +164,7 @@ class CompletionPipeline:
                 if acct is not None and d.finish_reason:
                     acct.finish_reason = d.finish_reason
                 yield event([choice])
-            scan = await self.chat._scan_output(request_id, ["".join(full)])
+            scan = await self.chat._scan_output(request_id, ["".join(full)], acct.key if acct is not None else None)
             if acct is not None:
                 acct.record_scan(scan)
             if scan.verdict == guard_pb2.VERDICT_BLOCK:

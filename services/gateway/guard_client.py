@@ -1,9 +1,8 @@
 """The gateway's side of the guard: which policy a request gets, and the guard calls of one request.
 
-Policies come from a :class:`PolicySource`. Today that is :class:`SettingsPolicySource` (the gateway's
-``guard_*_policy`` settings, empty meaning the guard's own defaults); when API keys arrive, a source that
-looks up the caller's key plugs in at :meth:`GuardClient.begin` (its ``principal`` argument) without
-touching the chat pipeline.
+Policies come from a :class:`PolicySource`: :class:`KeyPolicySource` lays the caller's API-key policy
+(``flotilla keys create --guard-input …``) rule by rule over the gateway's ``guard_*_policy`` settings, which
+the guard lays over its own defaults; a key without a policy, or no key, gets the settings' policies.
 
 Reversible masking: the guard returns, for PII rules with ``restore``, the placeholder → value map of
 the prompt; the gateway keeps it in memory for this request only and hands it back to the output scan,
@@ -18,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 import grpc
 
-from flotilla.guardpolicy import parse_policy, to_proto
+from flotilla.guardpolicy import RuleSpec, parse_policy, to_proto
 from flotilla.v1 import guard_pb2, rag_pb2
 from services.gateway import degraded, metrics
 from services.gateway.errors import OpenAIError, from_grpc
@@ -46,21 +45,48 @@ class PolicySource(Protocol):
     def policies(self, principal: Any | None) -> GuardPolicies: ...
 
 
-class SettingsPolicySource:
-    """One policy set for every request, from the gateway's settings (validated at start-up)."""
+class KeyPolicySource:
+    """The gateway's ``guard_*_policy`` settings (validated at start-up; empty: the guard's defaults), with the
+    caller's API-key policy laid over them stage by stage and rule by rule. A key rule without a threshold
+    keeps the gateway's threshold for that scanner. Built policies are cached per key and policy."""
 
     def __init__(self, settings: GatewaySettings) -> None:
-        def build(spec: str) -> guard_pb2.Policy | None:
-            return to_proto(parse_policy(spec), settings.guard_policy_name) if spec.strip() else None
+        self.name = settings.guard_policy_name
+        self.base: dict[str, dict[str, RuleSpec]] = {
+            "input": parse_policy(settings.guard_input_policy),
+            "output": parse_policy(settings.guard_output_policy),
+            "retrieved": parse_policy(settings.guard_retrieved_policy),
+        }
+        self.default = GuardPolicies(**{stage: self._build(rules, self.name) for stage, rules in self.base.items()})
+        self._cache: dict[tuple[str, tuple[tuple[str, str], ...]], GuardPolicies] = {}
 
-        self._policies = GuardPolicies(
-            input=build(settings.guard_input_policy),
-            output=build(settings.guard_output_policy),
-            retrieved=build(settings.guard_retrieved_policy),
-        )
+    @staticmethod
+    def _build(rules: dict[str, RuleSpec], name: str) -> guard_pb2.Policy | None:
+        return to_proto(rules, name) if rules else None
 
     def policies(self, principal: Any | None) -> GuardPolicies:
-        return self._policies
+        overrides = getattr(principal, "guard_policy", ())
+        if not overrides:
+            return self.default
+        cache_key = (principal.id, overrides)
+        found = self._cache.get(cache_key)
+        if found is None:
+            stages: dict[str, guard_pb2.Policy | None] = {}
+            for stage, base in self.base.items():
+                spec = dict(overrides).get(stage)
+                if not spec:
+                    stages[stage] = getattr(self.default, stage)
+                    continue
+                merged = dict(base)
+                for scanner, rule in parse_policy(spec).items():
+                    if rule.threshold is None and scanner in base:
+                        rule = RuleSpec(rule.scanner, rule.action, base[scanner].threshold, rule.restore)
+                    merged[scanner] = rule
+                stages[stage] = self._build(merged, f"key:{principal.name}")
+            if len(self._cache) > 10_000:  # keys whose policy changed many times: start over
+                self._cache.clear()
+            found = self._cache[cache_key] = GuardPolicies(**stages)
+        return found
 
 
 def policy_error(kinds: list[str], what: str = "request") -> OpenAIError:
@@ -87,9 +113,11 @@ class GuardSession:
     finding_types: set[str] = field(default_factory=set)
     enabled: bool = True  # False: the guard is turned off in settings; every scan passes the text through
     skipped: bool = False  # the guard was unreachable and a scan was skipped (guard_fail_open)
+    tenant_id: str = ""  # the caller's tenant (the gateway's own when there are no keys)
 
     def _request(self, stage: Stage, texts: list[str], restore: bool = False) -> guard_pb2.ScanRequest:
-        req = guard_pb2.ScanRequest(request_id=self.request_id, tenant_id=self.settings.tenant_id, texts=texts)
+        req = guard_pb2.ScanRequest(request_id=self.request_id, tenant_id=self.tenant_id or self.settings.tenant_id,
+                                    texts=texts)
         policy = self.policies.for_stage(stage)
         if policy is not None:
             req.policy.CopyFrom(policy)
@@ -190,7 +218,7 @@ class GuardSession:
             self.stub,
             guard_pb2.OutputStreamStart(
                 request_id=self.request_id,
-                tenant_id=self.settings.tenant_id,
+                tenant_id=self.tenant_id or self.settings.tenant_id,
                 policy=self.policies.output,
                 restore=self.restore,
             ),
@@ -204,8 +232,10 @@ class GuardClient:
     def __init__(self, settings: GatewaySettings, stub: Any, source: PolicySource | None = None) -> None:
         self.settings = settings
         self.stub = stub
-        self.source = source or SettingsPolicySource(settings)
+        self.source = source or KeyPolicySource(settings)
 
     def begin(self, request_id: str, principal: Any | None = None) -> GuardSession:
+        """The guard calls of one request; ``principal`` is the caller's API key (its policy and tenant)."""
         return GuardSession(self.stub, self.settings, request_id, self.source.policies(principal),
-                            enabled=self.settings.guard_enabled)
+                            enabled=self.settings.guard_enabled,
+                            tenant_id=getattr(principal, "tenant_id", None) or self.settings.tenant_id)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -21,13 +22,32 @@ from typing import Any
 
 import asyncpg
 
+from flotilla.guardpolicy import parse_policy
+
 log = logging.getLogger(__name__)
 
 PREFIX = "fl-"
 CHANNEL = "flotilla_keys"
 _COLUMNS = (
-    "id, name, tenant_id, secret_sha256, models, rpm, tpm, max_budget_tokens, spent_tokens, created_at, revoked_at"
+    "id, name, tenant_id, secret_sha256, models, rpm, tpm, max_budget_tokens, spent_tokens, created_at, revoked_at, "
+    "guard_policy"
 )
+GUARD_STAGES = ("input", "output", "retrieved")
+
+
+def validate_guard_policy(policy: dict[str, str] | None) -> dict[str, str] | None:
+    """A key's guard policy: stage → one-line policy (``"pii=block, injection=block:0.6"``); empty stages are
+    dropped. Raises ``ValueError`` (a ``PolicyError`` for a bad rule) naming what is wrong."""
+    if not policy:
+        return None
+    out: dict[str, str] = {}
+    for stage, spec in policy.items():
+        if stage not in GUARD_STAGES:
+            raise ValueError(f"unknown guard stage {stage!r} (known: {', '.join(GUARD_STAGES)})")
+        if spec and spec.strip():
+            parse_policy(spec)
+            out[stage] = spec.strip()
+    return out or None
 
 
 @dataclass(frozen=True)
@@ -43,6 +63,7 @@ class ApiKey:
     spent_tokens: int
     created_at: datetime
     revoked_at: datetime | None
+    guard_policy: tuple[tuple[str, str], ...] = ()  # (stage, one-line policy); empty: the gateway's policies
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> ApiKey:
@@ -51,6 +72,7 @@ class ApiKey:
             models=tuple(row["models"]) if row["models"] is not None else None, rpm=row["rpm"], tpm=row["tpm"],
             max_budget_tokens=row["max_budget_tokens"], spent_tokens=row["spent_tokens"],
             created_at=row["created_at"], revoked_at=row["revoked_at"],
+            guard_policy=tuple(sorted(json.loads(row["guard_policy"]).items())) if row["guard_policy"] else (),
         )
 
     def allows(self, model: str) -> bool:
@@ -63,6 +85,7 @@ class ApiKey:
             "models": list(self.models) if self.models is not None else None, "rpm": self.rpm, "tpm": self.tpm,
             "max_budget_tokens": self.max_budget_tokens, "spent_tokens": self.spent_tokens,
             "created_at": self.created_at.isoformat(), "revoked": self.revoked_at is not None,
+            "guard_policy": dict(self.guard_policy) or None,
         }
 
 
@@ -90,16 +113,20 @@ async def create_key(
     rpm: int | None = None,
     tpm: int | None = None,
     max_budget_tokens: int | None = None,
+    guard_policy: dict[str, str] | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns the record and the key itself, which is never retrievable again."""
+    policy = validate_guard_policy(guard_policy)
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     key = f"{PREFIX}{key_id}.{secret}"
     try:
         row = await conn.fetchrow(
-            f"""INSERT INTO api_keys (id, name, tenant_id, secret_sha256, models, rpm, tpm, max_budget_tokens)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",
+            f"""INSERT INTO api_keys (id, name, tenant_id, secret_sha256, models, rpm, tpm, max_budget_tokens,
+                                      guard_policy)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) RETURNING {_COLUMNS}""",
             key_id, name, tenant_id or name, _digest(key), models, rpm, tpm, max_budget_tokens,
+            json.dumps(policy) if policy else None,
         )
     except asyncpg.UniqueViolationError:
         raise ValueError(f"a key named {name!r} already exists") from None
@@ -110,6 +137,19 @@ async def list_keys(conn: asyncpg.Connection | asyncpg.Pool, include_revoked: bo
     where = "" if include_revoked else "WHERE revoked_at IS NULL"
     rows = await conn.fetch(f"SELECT {_COLUMNS} FROM api_keys {where} ORDER BY created_at")
     return [ApiKey.from_row(r) for r in rows]
+
+
+async def set_guard_policy(
+    conn: asyncpg.Connection | asyncpg.Pool, name: str, policy: dict[str, str] | None
+) -> ApiKey | None:
+    """Replace an active key's guard policy (None or {}: the gateway's policies); every gateway replica
+    picks it up within a second (NOTIFY). Returns the updated key, None when there is no such active key."""
+    checked = validate_guard_policy(policy)
+    row = await conn.fetchrow(
+        f"UPDATE api_keys SET guard_policy = $2::jsonb WHERE name = $1 AND revoked_at IS NULL RETURNING {_COLUMNS}",
+        name, json.dumps(checked) if checked else None,
+    )
+    return ApiKey.from_row(row) if row is not None else None
 
 
 async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:

@@ -90,8 +90,8 @@ async def create_moderation(body: ModerationRequest, request: Request) -> Any:
     if len(texts) > MAX_INPUTS:
         raise OpenAIError(400, f"At most {MAX_INPUTS} inputs per request.", param="input", code="invalid_value")
     chat = request.app.state.chat
-    session = chat.guard.begin(request.state.request_id)
-    req = guard_pb2.ModerateRequest(request_id=session.request_id, tenant_id=chat.settings.tenant_id, texts=texts)
+    session = chat.guard.begin(request.state.request_id, getattr(request.state, "api_key", None))
+    req = guard_pb2.ModerateRequest(request_id=session.request_id, tenant_id=session.tenant_id, texts=texts)
     if session.policies.input is not None:
         req.policy.CopyFrom(session.policies.input)
     try:

@@ -267,7 +267,8 @@ async def create_response(body: ResponsesRequest, request: Request):
     await access.admit(acct, prompt + _max_new(chat, body.model, body.max_output_tokens, prompt))
 
     async def run() -> Response:
-        prepared = await chat.prepare(chat_req, acct.request_id, key.tenant_id, acct.id, retrieval=retrieval)
+        prepared = await chat.prepare(chat_req, acct.request_id, key.tenant_id, acct.id, retrieval=retrieval,
+                                      principal=key)
         turn.chunks = list(prepared.chunks)
         headers = {**prepared.headers, **_rate_headers(acct)}
         if body.stream:

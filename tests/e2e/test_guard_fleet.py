@@ -1,13 +1,14 @@
 """The guard end to end: the real fleet's guard (Presidio + spaCy, MiniLM ONNX heads) behind real gateways.
 
-The fleet's own gateway runs the guard's default policies. A second real gateway process, started here
-against the same guard, RAG and inference services, sends the policies of its settings
-(``FLOTILLA_GATEWAY_GUARD_*_POLICY``) — the way per-key policies will arrive. Model text is never
-asserted exactly; verdicts, finish reasons, headers and the guard's own logs are.
+The fleet's own gateway runs the guard's default policies, and per-key policies of keys made with
+``flotilla keys create --guard-input …``. More real gateway processes, started here against the same guard,
+RAG and inference services, send the policies of their settings (``FLOTILLA_GATEWAY_GUARD_*_POLICY``). Model
+text is never asserted exactly; verdicts, finish reasons, headers and the guard's own logs are.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import openai
 import pytest
 
 from flotilla.devfleet import DevFleet
-from tests.conftest import MODEL_NAME, free_port
+from tests.conftest import MODEL_NAME, flotilla_cli, free_port
 
 pytestmark = pytest.mark.fleet
 
@@ -107,6 +108,41 @@ async def test_pii_and_secrets_are_redacted_before_the_model(client, fleet) -> N
     assert entry["types"] == ["pii.email", "secrets.aws_access_key"]
     logs = (fleet.config.home / "logs" / "guard.log").read_text(errors="replace")
     assert secret not in logs and "bob@example.com" not in logs  # never the values
+
+
+async def test_a_keys_own_policy_applies_to_its_requests_only_and_changes_live(client, fleet) -> None:
+    key = flotilla_cli(fleet, "keys", "create", "--name", "pii-block-e2e", "--tenant", "t-pii",
+                       "--guard-input", "pii=block").strip().splitlines()[-1]
+    strict = openai.AsyncOpenAI(base_url=fleet.config.base_url, api_key=key, max_retries=0)
+    ask = [{"role": "user", "content": "My email is carol@example.net. Say hi."}]
+    rid = f"req_e2e_{uuid.uuid4().hex}"
+    for _ in range(20):  # the new key reaches the gateway's cache through NOTIFY
+        try:
+            await strict.chat.completions.create(model=MODEL_NAME, max_tokens=4, messages=ask,
+                                                 extra_headers={"x-request-id": rid})
+        except openai.AuthenticationError:
+            await asyncio.sleep(0.2)
+            continue
+        except openai.BadRequestError as exc:
+            assert exc.body["code"] == "content_policy_violation"
+            break
+        raise AssertionError("the key's pii=block did not block")
+    (entry,) = [e for e in guard_log(fleet, rid) if e.get("stage") == "input"]
+    assert entry["policy"] == "key:pii-block-e2e" and entry["verdict"] == "block"
+    # The fleet's own key still gets the default policy for the same prompt (redacted, answered).
+    resp = await client.chat.completions.create(model=MODEL_NAME, max_tokens=4, messages=ask)
+    assert resp.choices[0].finish_reason in {"stop", "length"}
+    # Clearing the key's policy takes effect on the running gateway without a restart.
+    assert "the gateway's policies" in flotilla_cli(fleet, "keys", "policy", "pii-block-e2e")
+    for _ in range(20):
+        try:
+            resp = await strict.chat.completions.create(model=MODEL_NAME, max_tokens=4, messages=ask)
+            break
+        except openai.BadRequestError:
+            await asyncio.sleep(0.2)
+    else:
+        raise AssertionError("clearing the key's policy did not reach the gateway")
+    assert resp.choices[0].finish_reason in {"stop", "length"}
 
 
 async def test_restore_gives_the_caller_back_what_the_model_never_saw(restore_gateway, fleet) -> None:

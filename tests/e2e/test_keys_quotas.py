@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -19,15 +16,10 @@ import pytest
 
 from flotilla.devfleet import DevFleet
 from tests.conftest import MODEL_NAME, free_port
+from tests.conftest import flotilla_cli as cli
 
 pytestmark = pytest.mark.fleet
 ASK = [{"role": "user", "content": "Say hi."}]
-
-
-def cli(fleet: DevFleet, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "flotilla.cli", *args], env={**os.environ,
-                         "DATABASE_URL": fleet.database_url or ""}, capture_output=True, text=True, check=True)
-    return out.stdout
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +142,15 @@ async def test_admin_api_creates_lists_and_revokes(gateways) -> None:
         listed = (await http.get("/admin/keys")).json()["data"]
         assert "admin-e2e" in [k["name"] for k in listed] and all("key" not in k for k in listed)
         assert (await http.post("/admin/keys", json={"name": "admin-e2e"})).status_code == 409
+        # Guard policies per key: validated (400 with the OpenAI error shape), set, replaced, cleared.
+        bad = await http.post("/admin/keys", json={"name": "admin-g", "guard_policy": {"input": "toxicity=redact"}})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "guard_policy"
+        made = (await http.post("/admin/keys", json={"name": "admin-g", "guard_policy": {"input": "pii=block"}})).json()
+        assert made["guard_policy"] == {"input": "pii=block"}
+        put = await http.put("/admin/keys/admin-g/guard_policy", json={"output": "secrets=block:0.9"})
+        assert put.json()["guard_policy"] == {"output": "secrets=block:0.9"}
+        assert (await http.put("/admin/keys/admin-g/guard_policy", json={})).json()["guard_policy"] is None
+        assert (await http.put("/admin/keys/nobody/guard_policy", json={})).status_code == 404
         assert (await http.delete("/admin/keys/admin-e2e")).json()["revoked"] is True
         assert (await http.get("/admin/usage")).status_code == 200
         assert (await http.get("/admin/keys", headers={"authorization": "Bearer wrong"})).status_code == 401

@@ -79,6 +79,30 @@ async def test_keys_are_hashed_listed_and_revoked_everywhere_within_a_second(pg,
             await cache.close()
 
 
+async def test_a_keys_guard_policy_is_stored_validated_and_reaches_every_replica(pg, pool) -> None:
+    record, key = await keys.create_key(pool, "team-g", guard_policy={"input": "pii=block", "output": ""})
+    assert record.guard_policy == (("input", "pii=block"),)
+    assert record.public()["guard_policy"] == {"input": "pii=block"}
+    with pytest.raises(ValueError):  # toxicity cannot redact: refused before anything is stored
+        await keys.create_key(pool, "team-bad", guard_policy={"input": "toxicity=redact"})
+    assert await pool.fetchval("SELECT count(*) FROM api_keys WHERE name = 'team-bad'") == 0
+    cache = KeyCache(pool, pg.get_uri())
+    await cache.start()
+    try:
+        assert cache.authenticate(key).guard_policy == (("input", "pii=block"),)
+        updated = await keys.set_guard_policy(pool, "team-g", {"output": "secrets=block", "retrieved": "injection=log"})
+        assert updated is not None and updated.guard_policy == (("output", "secrets=block"),
+                                                                ("retrieved", "injection=log"))
+        started = time.monotonic()
+        while cache.authenticate(key).guard_policy != updated.guard_policy:
+            assert time.monotonic() - started < 1.0, "the policy change took more than a second"
+            await asyncio.sleep(0.02)
+        assert (await keys.set_guard_policy(pool, "team-g", None)).guard_policy == ()
+        assert await keys.set_guard_policy(pool, "no-such-key", {"input": "pii=log"}) is None
+    finally:
+        await cache.close()
+
+
 async def test_rpm_holds_across_three_replicas(pool) -> None:
     record, _ = await keys.create_key(pool, "limited", rpm=10)
     replicas = [QuotaManager(pool, lease_fraction=0.2) for _ in range(3)]

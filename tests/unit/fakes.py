@@ -127,6 +127,7 @@ class FakeGuard:
     retrieved_block: set[str] = field(default_factory=set)  # chunks containing one of these are dropped
     moderation_words: dict[str, str] = field(default_factory=lambda: {"idiot": "harassment"})
     moderated: list[list[str]] = field(default_factory=list)
+    moderate_requests: list[guard_pb2.ModerateRequest] = field(default_factory=list)
     input_placeholders: dict[str, str] = field(default_factory=dict)  # returned by ScanInput (restore rules)
     error: grpc.aio.AioRpcError | None = None  # every scan fails with this (e.g. UNAVAILABLE: guard unreachable)
 
@@ -169,6 +170,7 @@ class FakeGuard:
 
     async def Moderate(self, request: guard_pb2.ModerateRequest, timeout: float | None = None):
         self.moderated.append(list(request.texts))
+        self.moderate_requests.append(request)
         results = []
         for text in request.texts:
             hits = {c for word, c in self.moderation_words.items() if word in text.lower()}
@@ -254,6 +256,7 @@ def fake_access(settings, **limits) -> tuple[Access, str]:
         rpm=limits.pop("rpm", None), tpm=limits.pop("tpm", None),
         max_budget_tokens=limits.pop("max_budget_tokens", None), spent_tokens=limits.pop("spent_tokens", 0),
         created_at=datetime.now(UTC), revoked_at=None,
+        guard_policy=tuple(sorted(limits.pop("guard_policy", {}).items())),
     )
     assert not limits, limits
     access.keys.loaded = asyncio.Event()

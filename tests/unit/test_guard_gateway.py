@@ -11,7 +11,7 @@ import pytest
 from flotilla.guardpolicy import PolicyError
 from flotilla.v1 import guard_pb2, rag_pb2
 from services.gateway.app import create_app
-from services.gateway.guard_client import SettingsPolicySource
+from services.gateway.guard_client import KeyPolicySource
 from services.gateway.settings import GatewaySettings
 from tests.unit.fakes import FAKE_MODEL, FakeGuard, FakeInferenceEngine, FakeRag, fake_access, fake_upstreams
 
@@ -48,6 +48,48 @@ async def test_settings_policies_travel_with_each_scan(client, parts) -> None:
     assert scan_in.policy.name == "gateway"
     assert rules(scan_in.policy) == {"injection": ("block", 0.7, False), "pii": ("redact", 0.5, True)}
     assert rules(scan_out.policy) == {"toxicity": ("block", 0.9, False)}
+
+
+async def test_a_keys_policy_lies_over_the_gateways_rule_by_rule(parts) -> None:
+    settings = GatewaySettings(**POLICIES)
+    access, key = fake_access(settings, tenant_id="t-strict",
+                              guard_policy={"input": "pii=block, secrets=redact:0.9", "retrieved": "injection=log"})
+    app = create_app(settings, fake_upstreams(**parts), access)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    client = openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
+    parts["rag"].chunks = [rag_pb2.Chunk(text="Paris is the capital of France.", source="geo.md")]
+    await client.chat.completions.create(model=FAKE_MODEL, messages=USER, extra_body={"vector_store_ids": ["vs_1"]})
+    scan_in, scan_retrieved, scan_out = parts["guard"].requests
+    assert scan_in.policy.name == "key:unit" and scan_in.tenant_id == "t-strict"
+    # pii: the key's action, the gateway's threshold (the key gave none) and no restore; injection: the gateway's.
+    assert rules(scan_in.policy) == {"injection": ("block", 0.7, False), "pii": ("block", 0.5, False),
+                                     "secrets": ("redact", 0.9, False)}
+    assert rules(scan_retrieved.policy) == {"injection": ("log", 0.6, False)}
+    assert scan_out.policy.name == "gateway" and rules(scan_out.policy) == {"toxicity": ("block", 0.9, False)}
+    await client.moderations.create(input="hello")  # /v1/moderations uses the key's input policy too
+    assert parts["guard"].moderate_requests[-1].policy.name == "key:unit"
+
+
+def test_key_policies_are_validated_and_cached() -> None:
+    from datetime import UTC, datetime
+
+    from services.gateway.keys import ApiKey, validate_guard_policy
+
+    with pytest.raises(PolicyError):
+        validate_guard_policy({"input": "toxicity=redact"})
+    with pytest.raises(ValueError, match="unknown guard stage"):
+        validate_guard_policy({"prompt": "pii=block"})
+    assert validate_guard_policy({"input": " pii=block ", "output": ""}) == {"input": "pii=block"}
+    assert validate_guard_policy({"output": "  "}) is None
+    source = KeyPolicySource(GatewaySettings())
+    key = ApiKey(id="k1", name="k", tenant_id="t", secret_sha256=b"", models=None, rpm=None, tpm=None,
+                 max_budget_tokens=None, spent_tokens=0, created_at=datetime.now(UTC), revoked_at=None,
+                 guard_policy=(("output", "pii=log"),))
+    first = source.policies(key)
+    assert source.policies(key) is first and first.input is None  # no gateway policy: the guard's defaults
+    assert rules(first.output) == {"pii": ("log", 0.0, False)}  # threshold unset: the guard keeps its own
+    assert not first.output.rules[0].HasField("threshold")
+    assert source.policies(None) is source.default
 
 
 async def test_placeholders_from_the_input_scan_go_back_for_restoring(client, parts) -> None:
@@ -129,9 +171,9 @@ async def test_moderations_rejects_images(client) -> None:
 
 def test_invalid_gateway_policy_fails_at_start() -> None:
     with pytest.raises(PolicyError):
-        SettingsPolicySource(GatewaySettings(guard_input_policy="toxicity=redact"))
+        KeyPolicySource(GatewaySettings(guard_input_policy="toxicity=redact"))
     with pytest.raises(PolicyError):
-        SettingsPolicySource(GatewaySettings(guard_output_policy="secrets=redact:restore"))
+        KeyPolicySource(GatewaySettings(guard_output_policy="secrets=redact:restore"))
 
 
 async def test_guard_turned_off_makes_no_guard_call(parts) -> None:
