@@ -224,12 +224,13 @@ def create_app(
         await access.admit(acct, prompt + _max_new(pipeline.chat, body.model, body.max_tokens, prompt) * n)
 
         async def run() -> Response:
-            requests = await pipeline.prepare(body, acct.request_id, key.tenant_id, principal=key)
+            plan = await pipeline.prepare(body, acct.request_id, key.tenant_id, principal=key)
+            acct.guard = plan.guard
             if body.stream:
-                events = await pipeline.open_stream(body, requests, acct.request_id, acct)
+                events = await pipeline.open_stream(body, plan, acct)
                 return StreamingResponse(accounted(access, acct, events), media_type="text/event-stream",
                                          headers={**SSE_HEADERS, **_rate_headers(acct)})
-            result = await pipeline.complete(body, requests, acct.request_id, acct)
+            result = await pipeline.complete(body, plan, acct)
             return JSONResponse(result.model_dump(), headers=_rate_headers(acct))
 
         return await _accounted_call(access, acct, run)

@@ -180,13 +180,6 @@ class ChatPipeline:
     def _guard(self, prepared: Prepared) -> GuardSession:
         return prepared.guard or self.guard.begin(prepared.request_id)
 
-    async def _scan_input(self, request_id: str, texts: list[str], principal: ApiKey | None = None) -> list[str]:
-        return await self.guard.begin(request_id, principal).scan_input(texts)
-
-    async def _scan_output(self, request_id: str, texts: list[str], principal: ApiKey | None = None
-                           ) -> guard_pb2.ScanResponse:
-        return await self.guard.begin(request_id, principal).scan_output(texts)
-
     async def open(self, prepared: Prepared, acct: Accounting | None = None) -> Generation:
         gen = await Generation.open(
             self.up.inference, [prepared.generate], deadlines.inference_timeout(self.settings), prepared.affinity

@@ -1,12 +1,15 @@
 """``POST /v1/completions``: legacy text completion, one inference request per prompt.
 
-``echo``, ``suffix``, token-id prompts and ``best_of`` above ``n`` are refused with a clear error.
+``echo``, ``suffix``, token-id prompts and ``best_of`` above ``n`` are refused with a clear error. The guard
+works as for chat: one guard session per request scans the prompts, the whole answer (placeholders restored
+for the caller) or, streamed, each delta as it comes (text held back only while it could start a match).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from flotilla.v1 import guard_pb2, inference_pb2
 from services.gateway import deadlines
@@ -14,6 +17,7 @@ from services.gateway.access import Accounting
 from services.gateway.chat import ChatPipeline, cache_salt
 from services.gateway.errors import OpenAIError
 from services.gateway.generation import Generation, sampling_params
+from services.gateway.guard_client import GuardSession
 from services.gateway.keys import ApiKey
 from services.gateway.protocol import (
     CompletionChoice,
@@ -41,6 +45,14 @@ def _logprobs(items: list[inference_pb2.TokenLogprob], offset: int) -> Completio
     return out
 
 
+@dataclass
+class CompletionPlan:
+    """What ``prepare`` decided: one inference request per prompt, and the request's guard session."""
+
+    requests: list[inference_pb2.GenerateRequest]
+    guard: GuardSession
+
+
 class CompletionPipeline:
     def __init__(self, chat: ChatPipeline) -> None:
         self.chat = chat
@@ -48,7 +60,7 @@ class CompletionPipeline:
 
     async def prepare(
         self, req: CompletionRequest, request_id: str, tenant: str | None = None, principal: ApiKey | None = None
-    ) -> list[inference_pb2.GenerateRequest]:
+    ) -> CompletionPlan:
         tenant = tenant or self.settings.tenant_id
         if req.echo:
             raise _refuse("echo", "'echo' is not supported: the prompt is not returned with the completion.")
@@ -64,15 +76,16 @@ class CompletionPipeline:
             raise OpenAIError(400, f"Invalid value for 'n': at most {self.settings.max_n} choices in all.",
                               param="n", code="invalid_value")
         sampling = sampling_params(req, n, req.max_tokens, req.logprobs)
-        prompts = await self.chat._scan_input(request_id, prompts, principal)
+        guard = self.chat.guard.begin(request_id, principal)
+        prompts = await guard.scan_input(prompts)
         salt = cache_salt(self.settings, tenant)
-        return [
+        return CompletionPlan([
             inference_pb2.GenerateRequest(
                 request_id=f"{request_id}-{i}" if len(prompts) > 1 else request_id, model=req.model,
                 prompt=prompt, sampling=sampling, tenant_id=tenant, cache_salt=salt, final_only=not req.stream,
             )
             for i, prompt in enumerate(prompts)
-        ]
+        ], guard)
 
     async def open(self, requests: list[inference_pb2.GenerateRequest], acct: Accounting | None = None) -> Generation:
         key = affinity_key([requests[0].prompt[:256]])
@@ -81,8 +94,9 @@ class CompletionPipeline:
             acct.first_token()
         return gen
 
-    async def complete(self, req: CompletionRequest, requests: list[inference_pb2.GenerateRequest],
-                       request_id: str, acct: Accounting | None = None) -> CompletionResponse:
+    async def complete(self, req: CompletionRequest, plan: CompletionPlan, acct: Accounting | None = None
+                       ) -> CompletionResponse:
+        requests = plan.requests
         total = (req.n or 1) * len(requests)
         texts: list[list[str]] = [[] for _ in range(total)]
         lps: list[list[inference_pb2.TokenLogprob]] = [[] for _ in range(total)]
@@ -99,7 +113,7 @@ class CompletionPipeline:
             gen.close()
             if acct is not None:
                 acct.usage, acct.finish_reason = gen.billed(), finish[0]
-        contents = await self._guard_output(request_id, ["".join(t) for t in texts], finish, acct)
+        contents = await self._guard_output(plan.guard, ["".join(t) for t in texts], finish, acct)
         return CompletionResponse(
             id=acct.id if acct is not None and acct.id else cmpl_id(),
             model=req.model,
@@ -111,32 +125,33 @@ class CompletionPipeline:
             usage=gen.usage,
         )
 
+    @staticmethod
     async def _guard_output(
-        self, request_id: str, contents: list[str], finish: list[str | None], acct: Accounting | None = None
+        guard: GuardSession, contents: list[str], finish: list[str | None], acct: Accounting | None = None
     ) -> list[str]:
-        scan = await self.chat._scan_output(request_id, contents, acct.key if acct is not None else None)
+        scan = await guard.scan_output(contents)
         if acct is not None:
             acct.record_scan(scan)
-        if scan.verdict == guard_pb2.VERDICT_REDACT:
-            return list(scan.redacted_texts)
         if scan.verdict == guard_pb2.VERDICT_BLOCK:
             for i in {f.text_index for f in scan.findings if f.action == "block"}:
                 contents[i], finish[i] = "", "content_filter"
+        elif len(scan.redacted_texts) == len(contents):  # redacted and/or the prompt's placeholders restored
+            return list(scan.redacted_texts)
         return contents
 
-    async def open_stream(self, req: CompletionRequest, requests: list[inference_pb2.GenerateRequest],
-                          request_id: str, acct: Accounting | None = None) -> AsyncIterator[str]:
-        gen = await self.open(requests, acct)
-        return self._sse(req, gen, request_id, acct)
+    async def open_stream(self, req: CompletionRequest, plan: CompletionPlan, acct: Accounting | None = None
+                          ) -> AsyncIterator[str]:
+        gen = await self.open(plan.requests, acct)
+        return self._sse(req, gen, plan.guard, acct)
 
     async def _sse(
-        self, req: CompletionRequest, gen: Generation, request_id: str, acct: Accounting | None = None
+        self, req: CompletionRequest, gen: Generation, guard: GuardSession, acct: Accounting | None = None
     ) -> AsyncIterator[str]:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         cid, created = (acct.id if acct is not None and acct.id else cmpl_id()), int(time.time())
         exclude = None if include_usage else {"usage"}
         offsets: dict[int, int] = {}
-        full: list[str] = []
+        output_guard = guard.output_stream()  # releases text once it cannot start a match
 
         def event(choices: list[CompletionChoice], usage=None) -> str:
             body = CompletionResponse(id=cid, created=created, model=req.model, choices=choices, usage=usage)
@@ -156,27 +171,28 @@ class CompletionPipeline:
                 if req.logprobs is not None:
                     lp = _logprobs(list(d.logprobs), offsets.get(i, 0))
                 offsets[i] = offsets.get(i, 0) + len(d.text)
-                full.append(d.text)
+                safe = await output_guard.feed(i, d.text, final=bool(d.finish_reason))
+                if safe.blocked:
+                    yield event([CompletionChoice(index=i, text="", finish_reason="content_filter")])
+                    raise output_guard.error()
                 if lp is None and not d.finish_reason:
-                    yield text_events.event(i, d.text)
+                    if safe.text:
+                        yield text_events.event(i, safe.text)
                     continue
-                choice = CompletionChoice(index=i, text=d.text, logprobs=lp, finish_reason=d.finish_reason or None)
+                choice = CompletionChoice(index=i, text=safe.text, logprobs=lp, finish_reason=d.finish_reason or None)
                 if acct is not None and d.finish_reason:
                     acct.finish_reason = d.finish_reason
                 yield event([choice])
-            scan = await self.chat._scan_output(request_id, ["".join(full)], acct.key if acct is not None else None)
-            if acct is not None:
-                acct.record_scan(scan)
-            if scan.verdict == guard_pb2.VERDICT_BLOCK:
-                yield OpenAIError(400, "The response was stopped by the content policy.",
-                                  code="content_policy_violation").sse_event()
-            elif include_usage:
+            if include_usage:
                 yield event([], gen.usage)
         except OpenAIError as exc:
             if acct is not None:
                 acct.status = exc.status
+                if exc.code == "content_policy_violation":
+                    acct.finish_reason, acct.guard_verdict = "content_filter", "block"
             yield exc.sse_event()
         finally:
+            output_guard.close()
             gen.close()
             if acct is not None:
                 acct.usage = gen.billed()

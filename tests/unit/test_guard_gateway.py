@@ -128,6 +128,35 @@ async def test_stream_block_midway_ends_with_content_filter_and_error(parts) -> 
     assert parts["inference"].calls[-1].cancelled
 
 
+async def test_streamed_completions_are_guarded_as_they_flow(parts) -> None:
+    """/v1/completions streams through the same output guard as chat: nothing after a block reaches the client."""
+    parts["guard"].block_on = "there"
+    settings = GatewaySettings()
+    access, key = fake_access(settings)
+    app = create_app(settings, fake_upstreams(**parts), access)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw",
+                                 headers={"authorization": f"Bearer {key}"}) as http:
+        r = await http.post("/v1/completions", json={"model": FAKE_MODEL, "prompt": "hello there friend",
+                                                     "stream": True})
+    events = [line.removeprefix("data: ") for line in r.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    assert '"finish_reason":"content_filter"' in events[-3]
+    assert '"content_policy_violation"' in events[-2]
+    assert "friend" not in r.text and parts["inference"].calls[-1].cancelled
+    # scanned as it flowed (one output stream), not once at the end (only the input scan is a unary call)
+    assert len(parts["guard"].stream_starts) == 1 and len(parts["guard"].requests) == 1
+
+
+async def test_completions_get_the_prompts_placeholders_back(client, parts) -> None:
+    parts["guard"].input_placeholders = {"[EMAIL_1]": "bob@example.com"}
+    await client.completions.create(model=FAKE_MODEL, prompt="mail bob@example.com")
+    scan_in, scan_out = parts["guard"].requests[-2:]
+    assert scan_in.policy.name == "gateway" and dict(scan_out.restore) == {"[EMAIL_1]": "bob@example.com"}
+    stream = await client.completions.create(model=FAKE_MODEL, prompt="mail bob@example.com", stream=True)
+    _ = [c async for c in stream]
+    assert dict(parts["guard"].stream_starts[-1].restore) == {"[EMAIL_1]": "bob@example.com"}
+
+
 async def test_stream_redact_releases_the_guards_text(client, parts) -> None:
     parts["guard"].output_verdict = guard_pb2.VERDICT_REDACT
     stream = await client.chat.completions.create(model=FAKE_MODEL, messages=USER, stream=True)
