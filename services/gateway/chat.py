@@ -262,6 +262,7 @@ class ChatPipeline:
         mode = prepared.tool_plan.mode
         named_ids = {i: tools.call_id() for i in range(n)} if mode == "named" else {}
         output_guard = self._guard(prepared).output_stream()  # releases text once it cannot start a match
+        blocked: set[int] = set()  # choices the guard stopped (content_filter); with n > 1 the others go on
 
         def chunk(choices: list[ChatCompletionChunkChoice], usage: UsageInfo | None = None,
                   citations: list[Citation] | None = None) -> str:
@@ -293,13 +294,20 @@ class ChatPipeline:
             async for _, msg in gen.messages():
                 d = msg.delta
                 lp = ChoiceLogprobs(content=logprobs_out(list(d.logprobs))) if req.logprobs and d.logprobs else None
+                if d.index in blocked:
+                    continue
                 if d.text or d.finish_reason:
                     texts[d.index].append(d.text)
                     safe = await output_guard.feed(d.index, d.text, final=bool(d.finish_reason))
                     if safe.blocked:
                         yield chunk([ChatCompletionChunkChoice(index=d.index, delta=DeltaMessage(),
                                                                finish_reason="content_filter")])
-                        raise output_guard.error()
+                        blocked.add(d.index)
+                        if acct is not None:
+                            acct.finish_reason, acct.guard_verdict = "content_filter", "block"
+                        if len(blocked) == n:  # nothing left to stream: the error event ends it
+                            raise output_guard.error()
+                        continue
                     if safe.text and lp is None and mode in ("auto", "none"):
                         yield content_events.event(d.index, safe.text)
                     elif (safe.text or lp) and mode != "required":  # "required" calls come once complete

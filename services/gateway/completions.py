@@ -152,6 +152,8 @@ class CompletionPipeline:
         exclude = None if include_usage else {"usage"}
         offsets: dict[int, int] = {}
         output_guard = guard.output_stream()  # releases text once it cannot start a match
+        blocked: set[int] = set()  # choices the guard stopped (content_filter); the others go on
+        total = (req.n or 1) * len(gen.streams)
 
         def event(choices: list[CompletionChoice], usage=None) -> str:
             body = CompletionResponse(id=cid, created=created, model=req.model, choices=choices, usage=usage)
@@ -167,6 +169,8 @@ class CompletionPipeline:
             async for offset, msg in gen.messages():
                 d = msg.delta
                 i = offset + d.index
+                if i in blocked:
+                    continue
                 lp = None
                 if req.logprobs is not None:
                     lp = _logprobs(list(d.logprobs), offsets.get(i, 0))
@@ -174,7 +178,12 @@ class CompletionPipeline:
                 safe = await output_guard.feed(i, d.text, final=bool(d.finish_reason))
                 if safe.blocked:
                     yield event([CompletionChoice(index=i, text="", finish_reason="content_filter")])
-                    raise output_guard.error()
+                    blocked.add(i)
+                    if acct is not None:
+                        acct.finish_reason, acct.guard_verdict = "content_filter", "block"
+                    if len(blocked) == total:  # nothing left to stream: the error event ends it
+                        raise output_guard.error()
+                    continue
                 if lp is None and not d.finish_reason:
                     if safe.text:
                         yield text_events.event(i, safe.text)

@@ -124,6 +124,7 @@ class FakeGuard:
     requests: list[guard_pb2.ScanRequest] = field(default_factory=list)
     stream_starts: list[guard_pb2.OutputStreamStart] = field(default_factory=list)
     block_on: str | None = None  # streamed output: block once the text contains this
+    block_index: int | None = None  # ... only in this choice (None: in any)
     retrieved_block: set[str] = field(default_factory=set)  # chunks containing one of these are dropped
     moderation_words: dict[str, str] = field(default_factory=lambda: {"idiot": "harassment"})
     moderated: list[list[str]] = field(default_factory=list)
@@ -201,7 +202,8 @@ class FakeOutputStreamCall:
         d = msg.delta
         text = self.texts[d.index] = self.texts.get(d.index, "") + d.text
         verdict, out = guard_pb2.VERDICT_ALLOW, d.text
-        if (g.block_on and g.block_on in text) or (d.final and g.output_verdict == guard_pb2.VERDICT_BLOCK):
+        hit = bool(g.block_on and g.block_on in text and g.block_index in (None, d.index))
+        if hit or (d.final and g.output_verdict == guard_pb2.VERDICT_BLOCK):
             verdict, out = guard_pb2.VERDICT_BLOCK, ""
         elif g.output_verdict == guard_pb2.VERDICT_REDACT:
             verdict, out = (guard_pb2.VERDICT_REDACT, g.redact_with) if d.final else (guard_pb2.VERDICT_ALLOW, "")

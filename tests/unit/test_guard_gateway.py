@@ -4,6 +4,8 @@ the stock ``openai`` client. The real guard is exercised in tests/integration an
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 import pytest
@@ -126,6 +128,30 @@ async def test_stream_block_midway_ends_with_content_filter_and_error(parts) -> 
     assert '"content_policy_violation"' in events[-2] and "fake.finding" in events[-2]
     assert "friend" not in r.text  # nothing after the block reached the client
     assert parts["inference"].calls[-1].cancelled
+
+
+@pytest.mark.parametrize("route", ["chat/completions", "completions"])
+async def test_a_block_in_one_of_several_choices_ends_only_that_choice(parts, route: str) -> None:
+    parts["guard"].block_on, parts["guard"].block_index = "there", 0
+    settings = GatewaySettings()
+    access, key = fake_access(settings)
+    app = create_app(settings, fake_upstreams(**parts), access)
+    ask = {"messages": USER} if route.startswith("chat") else {"prompt": "hello there friend"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw",
+                                 headers={"authorization": f"Bearer {key}"}) as http:
+        r = await http.post(f"/v1/{route}", json={"model": FAKE_MODEL, "n": 2, "stream": True, **ask})
+    events = [json.loads(line.removeprefix("data: ")) for line in r.text.splitlines()
+              if line.startswith("data: ") and line != "data: [DONE]"]
+    assert r.text.rstrip().endswith("data: [DONE]") and all("error" not in e for e in events)
+    choices = [c for e in events for c in e["choices"]]
+    finish = {c["index"]: c["finish_reason"] for c in choices if c.get("finish_reason")}
+    assert finish == {0: "content_filter", 1: "stop"}
+
+    def text(c: dict) -> str:
+        return (c.get("delta") or {}).get("content") or c.get("text") or ""
+
+    assert "".join(text(c) for c in choices if c["index"] == 1) == "echo: hello there friend"
+    assert "friend" not in "".join(text(c) for c in choices if c["index"] == 0)
 
 
 async def test_streamed_completions_are_guarded_as_they_flow(parts) -> None:
