@@ -100,6 +100,10 @@ COMBOS: dict[str, dict[str, Any]] = {
     },
     "three-models": {"set_json": {"models": THREE_MODELS}},
     "guard-disabled": {"sets": {"guard.enabled": "false"}, "api_versions": PROMETHEUS_OPERATOR_APIS},
+    "guard-policies": {  # --set splits on commas: policies go as JSON
+        "sets": {"guard.scanSystemMessages": "true"},
+        "set_json": {"guard.policies": {"input": "injection=block:0.7, pii=block", "retrieved": "secrets=block"}},
+    },
     "gateway-fault-settings": {
         "sets": {
             "gateway.failOpen.guard": "true",

@@ -603,7 +603,8 @@ def _settings_from_env(cls: type, env: dict[str, str]) -> Any:
 
 @pytest.mark.parametrize(
     "combo",
-    ["defaults", "production", "three-models", "guard-disabled", "gateway-fault-settings", "gateway-spool-claims"],
+    ["defaults", "production", "three-models", "guard-disabled", "gateway-fault-settings", "gateway-spool-claims",
+     "guard-policies"],
 )
 def test_chart_env_is_read_by_the_services(render: Any, combo: str) -> None:
     """Every FLOTILLA_* variable the chart sets is a field of the service's settings (a renamed setting
@@ -692,6 +693,22 @@ def test_gateway_fault_settings_reach_the_gateway(render: Any) -> None:
             expected = type(getattr(settings, field))(expected)
         assert getattr(settings, field) == expected, (path, getattr(settings, field), expected)
     assert settings.forwarded_allow_ips == "10.0.0.0/8,fd00::/8"
+
+
+def test_guard_policies_and_system_message_scanning_reach_the_guard(render: Any) -> None:
+    from services.guard.settings import GuardSettings
+
+    default_env = plain_env(_container(_r(render, "defaults"), "guard"))
+    assert not any(k.endswith("_POLICY") for k in default_env)  # empty values: the guard's built-in defaults
+    defaults = _settings_from_env(GuardSettings, {k: v for k, v in default_env.items() if k.startswith("FLOTILLA_")})
+    assert defaults.scan_system_messages is False
+    assert defaults.input_policy == GuardSettings.model_fields["input_policy"].default
+    env = plain_env(_container(_r(render, "guard-policies"), "guard"))
+    settings = _settings_from_env(GuardSettings, {k: v for k, v in env.items() if k.startswith("FLOTILLA_")})
+    assert settings.input_policy == "injection=block:0.7, pii=block"
+    assert settings.retrieved_policy == "secrets=block"
+    assert settings.output_policy == GuardSettings.model_fields["output_policy"].default
+    assert settings.scan_system_messages is True
 
 
 def test_guard_can_be_turned_off(render: Any) -> None:
