@@ -163,11 +163,13 @@ async def test_restore_gives_the_caller_back_what_the_model_never_saw(restore_ga
     assert "[PERSON_1]" not in text and "[EMAIL_1]" not in text
 
 
-async def test_output_block_mid_stream_ends_with_content_filter(strict_gateway, fleet: DevFleet) -> None:
+@pytest.mark.parametrize("route", ["chat/completions", "completions"])
+async def test_output_block_mid_stream_ends_with_content_filter(strict_gateway, fleet: DevFleet, route: str) -> None:
+    ask = ({"messages": [{"role": "user", "content": "Tell me three facts about the sea."}]} if route.startswith("chat")
+           else {"prompt": "Three facts about the sea:"})
     async with httpx.AsyncClient(timeout=120, headers={"authorization": f"Bearer {fleet.api_key}"}) as http:
-        r = await http.post(f"{strict_gateway}/chat/completions", json={
-            "model": MODEL_NAME, "stream": True, "max_tokens": 48, "temperature": 0,
-            "messages": [{"role": "user", "content": "Tell me three facts about the sea."}]})
+        r = await http.post(f"{strict_gateway}/{route}", json={
+            "model": MODEL_NAME, "stream": True, "max_tokens": 48, "temperature": 0, **ask})
     events = [line.removeprefix("data: ") for line in r.text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     error = json.loads(events[-2])["error"]

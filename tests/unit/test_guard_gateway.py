@@ -114,63 +114,51 @@ async def test_stream_emits_what_the_guard_releases(client, parts) -> None:
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
 
 
-async def test_stream_block_midway_ends_with_content_filter_and_error(parts) -> None:
-    parts["guard"].block_on = "there"
+async def raw_stream(parts, route: str, body: dict) -> str:
+    """The raw SSE body of a streamed request to ``/v1/{route}`` through a gateway with default settings."""
     settings = GatewaySettings()
     access, key = fake_access(settings)
     app = create_app(settings, fake_upstreams(**parts), access)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw",
                                  headers={"authorization": f"Bearer {key}"}) as http:
-        r = await http.post("/v1/chat/completions", json={"model": FAKE_MODEL, "messages": USER, "stream": True})
-    events = [line.removeprefix("data: ") for line in r.text.splitlines() if line.startswith("data: ")]
+        r = await http.post(f"/v1/{route}", json={"model": FAKE_MODEL, "stream": True, **body})
+    return r.text
+
+
+ASK = {"chat/completions": {"messages": USER}, "completions": {"prompt": "hello there friend"}}
+
+
+@pytest.mark.parametrize("route", ["chat/completions", "completions"])
+async def test_stream_block_midway_ends_with_content_filter_and_error(parts, route: str) -> None:
+    """Both routes stream through the output guard: nothing after a block reaches the client."""
+    parts["guard"].block_on = "there"
+    text = await raw_stream(parts, route, ASK[route])
+    events = [line.removeprefix("data: ") for line in text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     assert '"finish_reason":"content_filter"' in events[-3]
     assert '"content_policy_violation"' in events[-2] and "fake.finding" in events[-2]
-    assert "friend" not in r.text  # nothing after the block reached the client
+    assert "friend" not in text  # nothing after the block reached the client
     assert parts["inference"].calls[-1].cancelled
+    # scanned as it flowed (one output stream), not once at the end (only the input scan is a unary call)
+    assert len(parts["guard"].stream_starts) == 1 and len(parts["guard"].requests) == 1
 
 
 @pytest.mark.parametrize("route", ["chat/completions", "completions"])
 async def test_a_block_in_one_of_several_choices_ends_only_that_choice(parts, route: str) -> None:
     parts["guard"].block_on, parts["guard"].block_index = "there", 0
-    settings = GatewaySettings()
-    access, key = fake_access(settings)
-    app = create_app(settings, fake_upstreams(**parts), access)
-    ask = {"messages": USER} if route.startswith("chat") else {"prompt": "hello there friend"}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw",
-                                 headers={"authorization": f"Bearer {key}"}) as http:
-        r = await http.post(f"/v1/{route}", json={"model": FAKE_MODEL, "n": 2, "stream": True, **ask})
-    events = [json.loads(line.removeprefix("data: ")) for line in r.text.splitlines()
+    text = await raw_stream(parts, route, {"n": 2, **ASK[route]})
+    events = [json.loads(line.removeprefix("data: ")) for line in text.splitlines()
               if line.startswith("data: ") and line != "data: [DONE]"]
-    assert r.text.rstrip().endswith("data: [DONE]") and all("error" not in e for e in events)
+    assert text.rstrip().endswith("data: [DONE]") and all("error" not in e for e in events)
     choices = [c for e in events for c in e["choices"]]
     finish = {c["index"]: c["finish_reason"] for c in choices if c.get("finish_reason")}
     assert finish == {0: "content_filter", 1: "stop"}
 
-    def text(c: dict) -> str:
+    def content(c: dict) -> str:
         return (c.get("delta") or {}).get("content") or c.get("text") or ""
 
-    assert "".join(text(c) for c in choices if c["index"] == 1) == "echo: hello there friend"
-    assert "friend" not in "".join(text(c) for c in choices if c["index"] == 0)
-
-
-async def test_streamed_completions_are_guarded_as_they_flow(parts) -> None:
-    """/v1/completions streams through the same output guard as chat: nothing after a block reaches the client."""
-    parts["guard"].block_on = "there"
-    settings = GatewaySettings()
-    access, key = fake_access(settings)
-    app = create_app(settings, fake_upstreams(**parts), access)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw",
-                                 headers={"authorization": f"Bearer {key}"}) as http:
-        r = await http.post("/v1/completions", json={"model": FAKE_MODEL, "prompt": "hello there friend",
-                                                     "stream": True})
-    events = [line.removeprefix("data: ") for line in r.text.splitlines() if line.startswith("data: ")]
-    assert events[-1] == "[DONE]"
-    assert '"finish_reason":"content_filter"' in events[-3]
-    assert '"content_policy_violation"' in events[-2]
-    assert "friend" not in r.text and parts["inference"].calls[-1].cancelled
-    # scanned as it flowed (one output stream), not once at the end (only the input scan is a unary call)
-    assert len(parts["guard"].stream_starts) == 1 and len(parts["guard"].requests) == 1
+    assert "".join(content(c) for c in choices if c["index"] == 1) == "echo: hello there friend"
+    assert "friend" not in "".join(content(c) for c in choices if c["index"] == 0)
 
 
 async def test_completions_get_the_prompts_placeholders_back(client, parts) -> None:
