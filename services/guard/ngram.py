@@ -45,7 +45,7 @@ def vectorizer(norm: str | None = "l2"):
 
 
 _COUNTS = vectorizer(None)
-_ANALYZE = _COUNTS.build_analyzer()  # lowercase, tokenise, 1-3 grams: exactly what the vectorizer hashes
+_TOKENS = re.compile(TOKEN_PATTERN)
 _CACHE: OrderedDict[str, SegmentCounts] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
@@ -66,14 +66,20 @@ def features(text: str):
     return normalize(counts, copy=False)
 
 
+def _ngrams(text: str) -> list[str]:
+    """The vectorizer's analyzer (lowercase, :data:`TOKEN_PATTERN`, 1-3 grams), without its call layers."""
+    w = _TOKENS.findall(text.lower())
+    return [*w, *map(" ".join, itertools.pairwise(w)), *map(" ".join, zip(w, w[1:], w[2:], strict=False))]
+
+
 def _hash(sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(feature index of every n-gram occurrence, sentence of each): the vectorizer's hashing without its
     per-call validation and sparse-matrix bookkeeping (most of its cost on a short text)."""
-    grams = [_ANALYZE(s) for s in sentences]
+    grams = [_ngrams(s) for s in sentences]
     if _hashing_transform is not None:
-        indices, indptr, _ = _hashing_transform(
-            (((g, 1) for g in gs) for gs in grams), N_FEATURES, np.float32, False, seed=0
-        )
+        one = itertools.repeat(1)
+        pairs = (zip(gs, one, strict=False) for gs in grams)  # (n-gram, count 1), as the vectorizer feeds it
+        indices, indptr, _ = _hashing_transform(pairs, N_FEATURES, np.float32, False, seed=0)
         indices = np.asarray(indices, dtype=np.int64)
         lengths = np.diff(np.asarray(indptr))
     else:  # scikit-learn moved its private helper: hash each n-gram like it does
