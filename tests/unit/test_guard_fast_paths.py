@@ -75,12 +75,12 @@ def test_ngram_hashing_matches_the_vectorizer_analyzer() -> None:
 
 def test_literal_gates_read_the_words_a_pattern_needs() -> None:
     gate = LiteralGate(regex.compile(r"\b(?:Ignore|forget)\b.{0,40}?\b(?:rules?|prompts?)\b", regex.IGNORECASE))
-    assert set(gate.clauses) == {frozenset({"ignore", "forget"}), frozenset({"rule", "prompt"})}
+    assert gate.clauses == (("forget", "ignore"), ("prompt", "rule"))  # most selective first
     assert gate.may_match(gate_text("Please IGNORE the prompt"))
     assert not gate.may_match(gate_text("Please ignore the noise"))
     assert gate.may_match(gate_text("Pleasе ignore the noise"))  # non-ASCII text (a Cyrillic е): no gate
     assert LiteralGate(r"a?b*(?=xyz)[^q]").clauses == ()  # optional parts and lookarounds need nothing
-    assert LiteralGate(r"x{2,}[ab]").clauses in (({"x"}, {"a", "b"}), ({"a", "b"}, {"x"}))
+    assert set(LiteralGate(r"x{2,}[ab]").clauses) == {("x",), ("a", "b")}
     assert LiteralGate(r"key|\d+").clauses == ()  # one branch needs no literal: the whole needs none
     assert LiteralGate(r"\p{Lu}abc").clauses == ()  # regex-only syntax: no gate
 

@@ -110,7 +110,7 @@ class LiteralGate:
     def __init__(self, pattern: str | re.Pattern[str] | regex.Pattern[str], flags: int = 0) -> None:
         if not isinstance(pattern, str):
             pattern, flags = pattern.pattern, pattern.flags
-        self.clauses: tuple[frozenset[str], ...] = ()
+        self.clauses: tuple[tuple[str, ...], ...] = ()
         if _REGEX_ONLY.search(pattern):
             return
         try:
@@ -118,15 +118,22 @@ class LiteralGate:
         except (re.error, TypeError, ValueError, OverflowError, RecursionError):
             return
         unique = dict.fromkeys(_clauses(parsed))
-        # Longest strings first: the most selective clauses fail fastest.
-        self.clauses = tuple(sorted(unique, key=lambda c: -min(map(len, c))))
+        # Longest strings first (the most selective clauses fail fastest), each clause's longest first.
+        ordered = sorted(unique, key=lambda c: -min(map(len, c)))
+        self.clauses = tuple(tuple(sorted(c, key=lambda s: (-len(s), s))) for c in ordered)
 
     def may_match(self, lowered: str | None) -> bool:
         """Whether the pattern could match the text whose lowercased form is ``lowered`` (None: a non-ASCII
         text, no gate)."""
         if lowered is None:
             return True
-        return all(any(s in lowered for s in clause) for clause in self.clauses)
+        for clause in self.clauses:  # plain loops: this runs dozens of times per scanned text
+            for literal in clause:
+                if literal in lowered:
+                    break
+            else:
+                return False
+        return True
 
 
 @functools.lru_cache(maxsize=1024)
