@@ -93,3 +93,26 @@ def test_gates_never_change_what_the_span_scanners_find(monkeypatch) -> None:
     assert sum(bool(found) for row in gated for found in row) > 40  # the comparison covers real findings
     monkeypatch.setattr(LiteralGate, "may_match", lambda self, lowered: True)
     assert [[s.scan(t) for s in scanners] for t in texts] == gated
+
+
+# -- NER ------------------------------------------------------------------------------------------------
+
+
+def test_ner_fast_path_finds_what_the_full_presidio_pipeline_finds() -> None:
+    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+
+    from services.guard.scanners.pii import PiiScanner
+
+    pii = PiiScanner()
+    nlp = pii.analyzer.nlp_engine.nlp["en"]
+    assert nlp.pipe_names == ["ner"]  # the shared tok2vec feeds only the tagger and parser, both off
+    texts = [
+        *corpus_texts("injection_eval.jsonl")[:60],
+        "Maria Garcia from finance met Tom Becker and Aisha Bello on Tuesday. Mail maria@example.com.",
+        "Hi, I'm John Smith. Please ask Dr. Priya Raman or Li Wei in Berlin about it.",
+    ]
+    fast = [pii.scan(t) for t in texts]
+    assert sum(m.type == "pii.person" for found in fast for m in found) >= 5
+    nlp.enable_pipe("tok2vec")
+    pii.analyzer.context_aware_enhancer = LemmaContextAwareEnhancer()  # Presidio's own, deep copy and all
+    assert [pii.scan(t) for t in texts] == fast
