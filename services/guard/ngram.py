@@ -67,9 +67,13 @@ def features(text: str):
 
 
 def _ngrams(text: str) -> list[str]:
-    """The vectorizer's analyzer (lowercase, :data:`TOKEN_PATTERN`, 1-3 grams), without its call layers."""
-    w = _TOKENS.findall(text.lower())
-    return [*w, *map(" ".join, itertools.pairwise(w)), *map(" ".join, zip(w, w[1:], w[2:], strict=False))]
+    """The vectorizer's analyzer (lowercase, :data:`TOKEN_PATTERN`, :data:`NGRAMS`), without its call layers."""
+    words = _TOKENS.findall(text.lower())
+    low, high = NGRAMS
+    out = list(words) if low == 1 else []
+    for n in range(max(low, 2), high + 1):
+        out.extend(map(" ".join, zip(*(words[i:] for i in range(n)), strict=False)))
+    return out
 
 
 def _hash(sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
