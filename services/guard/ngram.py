@@ -21,6 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+try:
+    from sklearn.feature_extraction._hashing_fast import transform as _hashing_transform
+except ImportError:  # a private helper: fall back to hashing n-grams one by one
+    _hashing_transform = None
+
 N_FEATURES = 2**20
 NGRAMS = (1, 3)
 # Words, and runs of punctuation (chat-template and delimiter spoofing look like "<|", "###", "[/").
@@ -40,32 +45,109 @@ def vectorizer(norm: str | None = "l2"):
 
 
 _COUNTS = vectorizer(None)
-_CACHE: OrderedDict[str, object] = OrderedDict()
+_TOKENS = re.compile(TOKEN_PATTERN)
+_CACHE: OrderedDict[str, SegmentCounts] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
 def features(text: str):
-    """Sparse l2-normalised features of :func:`segments` of ``text``, one row each. Each sentence is
-    featurised once (a neighbour pair is the sum of its two sentences' counts). The last few texts' features
-    are cached, so the injection and toxicity heads featurise a text once."""
+    """Sparse l2-normalised features of :func:`segments` of ``text``, one row each (scikit-learn's vectorizer;
+    what the heads are trained on). Each sentence is featurised once (a neighbour pair is the sum of its two
+    sentences' counts). Scoring uses :class:`SegmentCounts`, which computes the same logits without
+    building sparse matrices."""
     from sklearn.preprocessing import normalize
 
-    with _CACHE_LOCK:
-        hit = _CACHE.get(text)
-        if hit is not None:
-            return hit
     segs = segments(text)
     counts = _COUNTS.transform(segs if len(segs) == 1 else segs[: (len(segs) + 1) // 2])
     if len(segs) > 1:
         import scipy.sparse as sp
 
         counts = sp.vstack([counts, counts[:-1] + counts[1:]]).tocsr()
-    out = normalize(counts, copy=False)
-    with _CACHE_LOCK:
-        _CACHE[text] = out
-        if len(_CACHE) > 64:
-            _CACHE.popitem(last=False)
+    return normalize(counts, copy=False)
+
+
+def _ngrams(text: str) -> list[str]:
+    """The vectorizer's analyzer (lowercase, :data:`TOKEN_PATTERN`, :data:`NGRAMS`), without its call layers."""
+    words = _TOKENS.findall(text.lower())
+    low, high = NGRAMS
+    out = list(words) if low == 1 else []
+    for n in range(max(low, 2), high + 1):
+        out.extend(map(" ".join, zip(*(words[i:] for i in range(n)), strict=False)))
     return out
+
+
+def _hash(sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(feature index of every n-gram occurrence, sentence of each): the vectorizer's hashing without its
+    per-call validation and sparse-matrix bookkeeping (most of its cost on a short text)."""
+    grams = [_ngrams(s) for s in sentences]
+    if _hashing_transform is not None:
+        one = itertools.repeat(1)
+        pairs = (zip(gs, one, strict=False) for gs in grams)  # (n-gram, count 1), as the vectorizer feeds it
+        indices, indptr, _ = _hashing_transform(pairs, N_FEATURES, np.float32, False, seed=0)
+        indices = np.asarray(indices, dtype=np.int64)
+        lengths = np.diff(np.asarray(indptr))
+    else:  # scikit-learn moved its private helper: hash each n-gram like it does
+        from sklearn.utils import murmurhash3_32
+
+        flat = [murmurhash3_32(g, seed=0) for gs in grams for g in gs]
+        indices = np.array([abs(h) % N_FEATURES if h != -(2**31) else (2**31 - 1 - (N_FEATURES - 1)) % N_FEATURES
+                            for h in flat], dtype=np.int64)  # fmt: skip
+        lengths = np.array([len(gs) for gs in grams])
+    return indices, np.repeat(np.arange(len(sentences)), lengths)
+
+
+class SegmentCounts:
+    """The n-gram counts of a text's :func:`segments`, kept in a form any head scores with a few numpy calls.
+
+    Row ``r < k`` is sentence ``r``; row ``k + p`` the neighbour pair ``(p, p + 1)``, whose counts are the sum
+    of its sentences'. A head's logit of a row is ``counts · coef / ||counts|| + intercept``, as on
+    :func:`features`' l2-normalised rows: the dot product of a pair is the sum of its sentences', and its
+    squared norm theirs plus twice the overlap of their counts.
+    """
+
+    __slots__ = ("count", "feature", "norm", "row", "sentences")
+
+    def __init__(self, text: str) -> None:
+        segs = segments(text)
+        k = 1 if len(segs) == 1 else (len(segs) + 1) // 2
+        self.sentences = k
+        indices, rows = _hash(segs[:k])
+        keys, count = np.unique(rows * N_FEATURES + indices, return_counts=True)
+        self.row = keys // N_FEATURES
+        self.feature = keys % N_FEATURES
+        self.count = count.astype(np.float64)
+        squares = np.bincount(self.row, weights=self.count * self.count, minlength=k).astype(np.float64)
+        if k > 1:
+            # The overlap of sentence p and p + 1: the features of p + 1 looked up among p's.
+            nxt = self.row > 0
+            shifted = keys[nxt] - N_FEATURES
+            pos = np.minimum(np.searchsorted(keys, shifted), len(keys) - 1)
+            hit = keys[pos] == shifted
+            overlap = np.bincount(self.row[nxt][hit] - 1, weights=self.count[pos[hit]] * self.count[nxt][hit],
+                                  minlength=k - 1)  # fmt: skip
+            squares = np.concatenate([squares, squares[:-1] + squares[1:] + 2 * overlap])
+        self.norm = np.sqrt(squares)
+
+    @classmethod
+    def of(cls, text: str) -> SegmentCounts:
+        """Cached for the last few texts, so the injection and toxicity heads featurise a text once."""
+        with _CACHE_LOCK:
+            hit = _CACHE.get(text)
+            if hit is not None:
+                return hit
+        out = cls(text)
+        with _CACHE_LOCK:
+            _CACHE[text] = out
+            if len(_CACHE) > 64:
+                _CACHE.popitem(last=False)
+        return out
+
+    def logits(self, coef: np.ndarray, intercept: float) -> np.ndarray:
+        k = self.sentences
+        dots = np.bincount(self.row, weights=self.count * coef[self.feature], minlength=k).astype(np.float64)
+        if k > 1:
+            dots = np.concatenate([dots, dots[:-1] + dots[1:]])
+        return np.divide(dots, self.norm, out=np.zeros_like(dots), where=self.norm > 0) + intercept
 
 
 def segments(text: str, max_segments: int = 64) -> list[str]:
@@ -113,8 +195,7 @@ class NgramHead:
 
     def probabilities(self, text: str) -> np.ndarray:
         """Probability of each of :func:`segments` of ``text``."""
-        logits = features(text) @ self.coef + self.intercept
-        return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+        return 1.0 / (1.0 + np.exp(-SegmentCounts.of(text).logits(self.coef, self.intercept)))
 
     def probability(self, text: str) -> float:
         """The highest probability over the text's segments."""

@@ -13,11 +13,12 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import re
 import unicodedata
 
 import regex
 
-from services.guard.scanners.base import Match, partial_hold
+from services.guard.scanners.base import Match, gate_for, gate_text, partial_hold
 
 _F = regex.IGNORECASE | regex.DOTALL
 # The user's own "forget my previous message" is no injection: targets are someone else's instructions.
@@ -83,8 +84,9 @@ _CONFUSABLES = str.maketrans(
     "aeopcyxijsdghlqwABEKMHOPCTXIJSABEZHIKMNOPTYXaotvik",
 )
 _MIXED_SCRIPT_WORD = regex.compile(r"\b(?=\w*\p{Latin})(?=\w*[\p{Cyrillic}\p{Greek}])\w{3,}\b")
-_BASE64_RUN = regex.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/=_-])")
-_HEX_RUN = regex.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){12,}(?![0-9A-Fa-f])")
+# ``re``, not ``regex``: several times faster on these ASCII classes (they are never partially matched).
+_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/=_-])")
+_HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){12,}(?![0-9A-Fa-f])")
 _ROT13_HINT = regex.compile(r"\b(?:vtaber|qvfertneq|sbetrg|bireevqr|vafgehpgvbaf|cebzcg|flfgrz)\b", regex.IGNORECASE)
 
 
@@ -122,7 +124,7 @@ def _decode_runs(text: str) -> list[tuple[int, int, str]]:
             out.append((m.start(), m.end(), data.decode("ascii", "ignore")))
     for m in _HEX_RUN.finditer(text):
         try:
-            data = bytes.fromhex(regex.sub(r"[ :]", "", m.group()))
+            data = bytes.fromhex(m.group().replace(" ", "").replace(":", ""))
         except ValueError:
             continue
         if _printable_ratio(data) > 0.9:
@@ -135,7 +137,13 @@ class InjectionScanner:
     spans = True
 
     def _rules(self, text: str) -> list[Match]:
-        return [Match(kind, m.start(), m.end(), score) for kind, score, rx in _RULES for m in rx.finditer(text)]
+        lowered = gate_text(text)  # a rule whose trigger words are all absent is skipped
+        return [
+            Match(kind, m.start(), m.end(), score)
+            for kind, score, rx in _RULES
+            if gate_for(rx).may_match(lowered)
+            for m in rx.finditer(text)
+        ]
 
     def scan(self, text: str) -> list[Match]:
         norm, index = normalise(text)
@@ -163,7 +171,7 @@ class InjectionScanner:
             if any(r.type in _SEMANTIC_KINDS for r in self._rules(decoded)):
                 s, e = (start, end) if index is None else (index[start], index[end - 1] + 1)
                 found.append(Match("injection.encoded_payload", s, e, 0.95))
-        if _ROT13_HINT.search(norm):
+        if gate_for(_ROT13_HINT).may_match(gate_text(norm)) and _ROT13_HINT.search(norm):
             rotated = codecs.encode(norm, "rot13")
             for r in self._rules(rotated):
                 if r.type in _SEMANTIC_KINDS:

@@ -26,6 +26,7 @@ _CAPITALISED_TAIL = regex.compile(r"(?<![\w'’-])[A-Z][\w'’-]*(?: +[A-Z][\w'�
 # or a first word that is not a common sentence opener. Most prose sentences hold neither.
 _SENTENCE_SPAN = regex.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
 _CAPITALISED = regex.compile(r"(?<![\w'’.@/-])\p{Lu}[\p{Ll}'’-]*\p{Ll}")
+_WORD = regex.compile(r"\w")
 _OPENERS = frozenset(
     """a about above after again all also although an and another any are as at be because been before being
     below between both but by can could did do does doing done down during each either every few first for from
@@ -70,8 +71,13 @@ def build_analyzer(model: str = SPACY_MODEL, ner_entities: tuple[str, ...] = ("P
     engine = provider.create_engine()
     nlp = engine.nlp["en"]
     # Presidio only reads entities (and lemmas, for context words): the parser, tagger and lemmatizer
-    # cost more than half of spaCy's time and add nothing to NER.
-    nlp.select_pipes(enable=[p for p in ("tok2vec", "ner") if p in nlp.pipe_names])
+    # cost more than half of spaCy's time and add nothing to NER. The shared tok2vec feeds only the
+    # components that listen to it (the tagger and parser in en_core_web_sm: its NER has its own), so it
+    # runs only when NER is one of them.
+    needed = ["ner"]
+    if "tok2vec" in nlp.pipe_names and "ner" in getattr(nlp.get_pipe("tok2vec"), "listening_components", ["ner"]):
+        needed.insert(0, "tok2vec")
+    nlp.select_pipes(enable=[p for p in needed if p in nlp.pipe_names])
 
     structured = StructuredPii(phone_region)
 
@@ -93,8 +99,23 @@ def build_analyzer(model: str = SPACY_MODEL, ner_entities: tuple[str, ...] = ("P
     registry.add_recognizer(ChecksumRecognizer())
     if ner_entities:
         registry.add_recognizer(SpacyRecognizer(supported_language="en", supported_entities=list(ner_entities)))
-    analyzer = AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=["en"])
+    analyzer = AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=["en"],
+                              context_aware_enhancer=_context_enhancer())  # fmt: skip
     return analyzer, structured
+
+
+def _context_enhancer():
+    """Presidio's lemma context enhancer, minus its deep copy of every result when nothing can change: none of
+    our recognisers carries context words (the copy cost more than a millisecond per text naming people)."""
+    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+
+    class Enhancer(LemmaContextAwareEnhancer):
+        def enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers, context=None):
+            if not context and not any(getattr(r, "context", None) for r in recognizers):
+                return raw_results
+            return super().enhance_using_context(text, raw_results, nlp_artifacts, recognizers, context)
+
+    return Enhancer()
 
 
 def _match_type(entity: str) -> str:
@@ -149,12 +170,9 @@ def name_candidates(text: str) -> list[tuple[int, int]]:
     """Spans of the sentences that could hold a name (see ``_OPENERS``), neighbours merged."""
     out: list[tuple[int, int]] = []
     for sentence in _SENTENCE_SPAN.finditer(text):
-        words = list(_CAPITALISED.finditer(sentence.group()))
-        if not words:
-            continue
-        first = regex.search(r"\w", sentence.group())
-        leading = first is not None and words[0].start() == first.start()
-        if len(words) == 1 and leading and words[0].group().lower() in _OPENERS:
+        body = sentence.group()
+        words = _CAPITALISED.findall(body)
+        if not words or (len(words) == 1 and words[0].lower() in _OPENERS and _leads(body)):
             continue
         start, end = sentence.start(), sentence.end()
         if out and out[-1][1] >= start - 1:
@@ -162,3 +180,9 @@ def name_candidates(text: str) -> list[tuple[int, int]]:
         else:
             out.append((start, end))
     return out
+
+
+def _leads(sentence: str) -> bool:
+    """Whether the sentence's first word is capitalised (then it is the first of its capitalised words)."""
+    first = _WORD.search(sentence)
+    return first is not None and _CAPITALISED.match(sentence, first.start()) is not None

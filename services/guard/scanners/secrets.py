@@ -13,7 +13,7 @@ from collections import Counter
 
 import regex
 
-from services.guard.scanners.base import Match, dedupe, partial_hold
+from services.guard.scanners.base import Match, dedupe, gate_for, gate_text, partial_hold
 
 _KEY_BLOCK_LABEL = r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
 _KEY_BLOCK_END = r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
@@ -89,7 +89,10 @@ class SecretsScanner:
 
     def scan(self, text: str) -> list[Match]:
         found: list[Match] = []
+        lowered = gate_text(text)  # patterns whose literal parts are absent are skipped
         for kind, score, rx, group in self.patterns:
+            if not gate_for(rx).may_match(lowered):
+                continue
             for m in rx.finditer(text):
                 g = group if group and m.group(group) and len(m.group(group)) >= 6 else 0
                 start, end = m.span(g)
@@ -104,7 +107,7 @@ class SecretsScanner:
                 if end > start:
                     found.append(Match(f"secrets.{kind}", start, end, score))
         # A private key whose end line is missing (cut off): everything from its header on.
-        for m in _KEY_HEADER.finditer(text):
+        for m in _KEY_HEADER.finditer(text) if gate_for(_KEY_HEADER).may_match(lowered) else ():
             if not any(f.start <= m.start() < f.end for f in found):
                 found.append(Match("secrets.private_key", m.start(), len(text), 1.0))
         for m in _QUOTED.finditer(text):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import phonenumbers
 import regex
 
-from services.guard.scanners.base import Match, partial_hold
+from services.guard.scanners.base import Match, gate_for, gate_text, partial_hold
 
 
 def luhn_valid(digits: str) -> bool:
@@ -150,7 +150,10 @@ class StructuredPii:
 
     def scan(self, text: str) -> list[Match]:
         found: list[Match] = []
+        lowered = gate_text(text)
         for rec in self.recognizers:
+            if not gate_for(rec.pattern).may_match(lowered):
+                continue
             for m in rec.pattern.finditer(text):
                 if any(f.start < m.end() and m.start() < f.end for f in found):
                     continue

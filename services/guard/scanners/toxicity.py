@@ -28,14 +28,20 @@ NGRAM_PATH = Path(__file__).resolve().parent.parent / "data" / "toxicity_ngram.n
 
 
 class _FastProfanity:
-    """``profanity_check.predict_prob`` without scikit-learn's per-call overhead (~6 ms of input validation
-    around five tiny linear models): the same TF-IDF features, each fold's LinearSVC decision value and
-    its sigmoid calibration, averaged — exactly what ``CalibratedClassifierCV.predict_proba`` computes."""
+    """``profanity_check.predict_prob`` without scikit-learn's per-call overhead (~1 ms of input validation and
+    sparse-matrix bookkeeping around five tiny linear models): the same TF-IDF features (the vectorizer's own
+    analyzer, vocabulary and idf weights, l2-normalised), each fold's LinearSVC decision value and its sigmoid
+    calibration, averaged — exactly what ``CalibratedClassifierCV.predict_proba`` computes."""
 
     def __init__(self) -> None:
         from profanity_check import profanity_check as pc
 
-        self.vectorizer = pc.vectorizer
+        vec = pc.vectorizer
+        if vec.binary or vec.sublinear_tf or not vec.use_idf or vec.norm != "l2":
+            raise ValueError("unexpected profanity vectorizer settings")
+        self.analyze = vec.build_analyzer()
+        self.vocabulary: dict[str, int] = dict(vec.vocabulary_)
+        self.idf = np.asarray(vec.idf_, dtype=np.float64)
         folds = pc.model.calibrated_classifiers_
         if not all(f.method == "sigmoid" and len(f.calibrators) == 1 for f in folds):
             raise ValueError("unexpected profanity model layout")
@@ -44,8 +50,21 @@ class _FastProfanity:
         self.a = np.array([f.calibrators[0].a_ for f in folds])
         self.b = np.array([f.calibrators[0].b_ for f in folds])
 
+    def decision(self, text: str) -> np.ndarray:
+        counts: dict[int, int] = {}
+        vocabulary = self.vocabulary
+        for token in self.analyze(text):
+            i = vocabulary.get(token)
+            if i is not None:
+                counts[i] = counts.get(i, 0) + 1
+        if not counts:
+            return self.intercept
+        idx = np.fromiter(counts, dtype=np.intp, count=len(counts))
+        weights = np.fromiter(counts.values(), dtype=np.float64, count=len(counts)) * self.idf[idx]
+        return weights @ self.coef[idx] / np.linalg.norm(weights) + self.intercept
+
     def __call__(self, texts: list[str]) -> np.ndarray:
-        decision = np.asarray(self.vectorizer.transform(texts) @ self.coef) + self.intercept
+        decision = np.array([self.decision(t) for t in texts])
         return (1.0 / (1.0 + np.exp(self.a * decision + self.b))).mean(axis=1)
 
 
