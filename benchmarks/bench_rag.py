@@ -322,6 +322,10 @@ def main() -> int:
             if args.scale_only:  # this run's sizes replace theirs; the other sections and sizes stay
                 sizes = {r["chunks"] for r in results["scale"]}
                 kept = [r for r in previous.get("scale", []) if r["chunks"] not in sizes]
+                loaded = {r["chunks"]: r.get("load_and_index_s") for r in previous.get("scale", [])}
+                for r in results["scale"]:  # a data set kept with --pg-dir: its load time from the run that built it
+                    if r["load_and_index_s"] is None:
+                        r["load_and_index_s"] = loaded.get(r["chunks"])
                 results = {**previous, **results, "scale": sorted(kept + results["scale"], key=lambda r: r["chunks"])}
             elif args.reuse_grounding and RESULTS.exists():
                 if previous.get("grounding") is not None:
