@@ -92,6 +92,7 @@ _VECTOR_SETTINGS = (
 _TEXT_SETTINGS = "BEGIN READ ONLY; SET LOCAL enable_seqscan = {seq}; SET LOCAL plan_cache_mode = force_custom_plan"
 _LEXEMES = "SELECT tsvector_to_array(to_tsvector('english', $1))"
 
+
 @dataclass(frozen=True, slots=True)
 class RetrievedChunk:
     text: str
@@ -117,7 +118,7 @@ class RetrievalParams:
     exact: bool = False  # sequential-scan vector search and every text match ranked: the reference ranking
 
 
-PAIR_LEXEMES = 10  # the "at least two lexemes" tier pairs this many of a query's lexemes (45 pairs)
+PAIR_LEXEMES = 10  # the pool's "each two lexemes" queries pair this many of a query's lexemes (45 pairs)
 TIER_LEXEMES = 6  # the "three lexemes" tier combines this many of a query's lexemes (20 triples)
 
 
@@ -233,7 +234,12 @@ class _Transaction:
         self.conn, self.begin = conn, begin
 
     async def __aenter__(self) -> asyncpg.Connection:
-        await self.conn.execute(self.begin)
+        try:
+            await self.conn.execute(self.begin)
+        except BaseException:
+            if self.conn.is_in_transaction():
+                await self.conn.execute("ROLLBACK")
+            raise
         return self.conn
 
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
