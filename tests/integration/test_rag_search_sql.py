@@ -10,7 +10,7 @@ import asyncpg
 import numpy as np
 import pytest
 
-from services.rag.retrieval import RetrievalParams, explain, retrieve, text_queries
+from services.rag.retrieval import RetrievalParams, explain, fuse, retrieve, text_pool_queries, text_queries
 
 TENANT = "t-sql"
 
@@ -74,7 +74,7 @@ async def pool(postgres_url: str):
                          "[" + ",".join(f"{x:.7g}" for x in vector(rng)) + "]"))
     rows.append(("t-other", "vs_a", "file-x", "x.md", 0, "lighthouse keeper storm fog", None))
     conn = await asyncpg.connect(postgres_url)
-    await conn.execute("DELETE FROM rag_chunks WHERE tenant_id IN ($1, 't-other', 't-pool')", TENANT)
+    await conn.execute("DELETE FROM rag_chunks WHERE tenant_id IN ($1, 't-other', 't-pool', 't-tier')", TENANT)
     await conn.executemany(
         "INSERT INTO rag_chunks (tenant_id, vector_store_id, file_id, filename, chunk_index, text, embedding) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7::vector)",
@@ -153,6 +153,64 @@ async def test_bounded_text_pool_puts_chunks_with_every_lexeme_first(pool: async
         assert got[0].file_id == "file-250", params
         got = await retrieve(pool, "t-pool", "harbor lighthouse zzz", ["vs_p"], 3, params=params)
         assert got[0].file_id == "file-last", params  # two of three common lexemes: only the second tier has it
+
+
+def test_text_pool_queries_strongest_first() -> None:
+    assert text_pool_queries([], 120) == ([], [])
+    assert text_pool_queries(["a"], 120) == (["'a'"], [120])
+    assert text_pool_queries(["a", "b", "a"], 120) == (["'a' & 'b'", "'a'", "'b'"], [120, 60, 60])
+    queries, limits = text_pool_queries(["a", "b", "c", "d"], 120)
+    assert queries == ["'a' & 'b' & 'c' & 'd'",  # every lexeme
+                       "'a' & 'b' & 'c'", "'a' & 'b' & 'd'", "'a' & 'c' & 'd'", "'b' & 'c' & 'd'",  # each three
+                       "'a' & 'b'", "'a' & 'c'", "'a' & 'd'", "'b' & 'c'", "'b' & 'd'", "'c' & 'd'",  # each two
+                       "'a'", "'b'", "'c'", "'d'"]
+    assert limits == [120] + [30] * 4 + [20] * 6 + [30] * 4
+    queries, limits = text_pool_queries([f"w{i}" for i in range(12)], 120)  # triples of 6, pairs of 10
+    assert len(queries) == 1 + 20 + 45 + 12 and limits[1:] == [10] * 65 + [10] * 12
+
+
+def test_fuse_is_reciprocal_rank_fusion() -> None:
+    # 7: first in both lists (1.0); 3 and 9 tie at 1/61 (lower id first); 5 is second in one list only.
+    assert fuse([[7, 3, 5], [7, 9]], 60, 4) == [(7, 1.0), (3, pytest.approx(61 / 62 / 2)),
+                                               (9, pytest.approx(61 / 62 / 2)), (5, pytest.approx(61 / 63 / 2))]
+    assert fuse([[], []], 60, 5) == []
+
+
+async def test_chunks_with_more_lexemes_win_when_pairs_overflow_the_pool(pool: asyncpg.Pool) -> None:
+    """Hundreds of chunks have two of the query's five lexemes, far more than the pool holds; the chunks
+    with three and with four of them (written last) are still read first and rank first, as in exact mode."""
+    conn = await pool.acquire()
+    try:
+        await conn.executemany(
+            "INSERT INTO rag_chunks (tenant_id, vector_store_id, file_id, filename, chunk_index, text) "
+            "VALUES ('t-tier', 'vs_t', $1, 't.md', 0, $2)",
+            [(f"file-{i}", f"{a} {b} filler{i}") for i, (a, b) in enumerate(
+                itertools.islice(itertools.cycle(itertools.combinations(
+                    ["amber", "basil", "cedar", "delta", "ember"], 2)), 400))]
+            + [("file-three", "amber cedar ember rest"), ("file-four", "basil cedar delta ember")],
+        )
+    finally:
+        await pool.release(conn)
+    want = ["file-four", "file-three"]
+    for params in (RetrievalParams(mode="text", text_pool=20), RetrievalParams(mode="text", exact=True),
+                   RetrievalParams(text_pool=20)):
+        got = await retrieve(pool, "t-tier", "amber basil cedar delta ember", ["vs_t"], 2, params=params)
+        assert [c.file_id for c in got] == want, params
+
+
+async def test_concurrent_lists_on_a_pool_of_one_connection(postgres_url: str, pool: asyncpg.Pool) -> None:
+    """The two lists run concurrently on two pooled connections; a pool of one runs them in turn, same answer."""
+    rng = np.random.default_rng(9)
+    one = await asyncpg.create_pool(postgres_url, min_size=1, max_size=1)
+    try:
+        for query in QUERIES:
+            vec = vector(rng)
+            got = await retrieve(one, TENANT, query, ["vs_a", "vs_b"], 5, vec)
+            want = await retrieve(pool, TENANT, query, ["vs_a", "vs_b"], 5, vec)
+            assert [(c.file_id, c.chunk_index, c.score) for c in got] == [
+                (c.file_id, c.chunk_index, c.score) for c in want]
+    finally:
+        await one.close()
 
 
 async def test_explain_uses_the_gin_and_hnsw_indexes(postgres_url: str, pool: asyncpg.Pool) -> None:
