@@ -147,3 +147,27 @@ async def test_guard_turned_off_makes_no_guard_call(parts) -> None:
     streamed = [c async for c in await client.chat.completions.create(model=FAKE_MODEL, messages=USER, stream=True)]
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == plain.choices[0].message.content
     assert parts["guard"].requests == [] and parts["guard"].stream_starts == []
+
+
+async def test_rag_searches_with_the_callers_values_and_the_answer_scan_gets_the_context(client, parts) -> None:
+    """Input PII masked for the model (restore), the caller's own question searching its own documents, and the
+    chunks the model saw handed to the output scan so that values copied from them are not redacted again."""
+    parts["guard"].input_masks = {"Korvath": "[PERSON_1]"}
+    doc = "The Korvath lighthouse was built in 1867 by Ada Morrow."
+    parts["rag"].chunks = [rag_pb2.Chunk(text=doc, source="light.md", file_id="file-1")]
+    parts["inference"].reply = "The [PERSON_1] lighthouse was built in 1867 by Ada Morrow."
+    question = [{"role": "user", "content": "When was the Korvath lighthouse built?"}]
+    await client.chat.completions.create(model=FAKE_MODEL, messages=question, extra_body={"vector_store_ids": ["vs"]})
+    assert parts["rag"].requests[-1].query == "When was the Korvath lighthouse built?"
+    seen = parts["inference"].requests[-1].chat.messages
+    assert "[PERSON_1] lighthouse" in seen[-1].content and "Korvath" not in seen[-1].content  # masked for the model
+    scan_out = parts["guard"].requests[-1]
+    assert dict(scan_out.restore) == {"[PERSON_1]": "Korvath"} and list(scan_out.context) == [doc]
+    stream = await client.chat.completions.create(model=FAKE_MODEL, messages=question, stream=True,
+                                                  extra_body={"vector_store_ids": ["vs"]})
+    _ = [c async for c in stream]
+    start = parts["guard"].stream_starts[-1]
+    assert dict(start.restore) == {"[PERSON_1]": "Korvath"} and list(start.context) == [doc]
+    await client.chat.completions.create(model=FAKE_MODEL, messages=question)  # no retrieval: no context
+    assert list(parts["guard"].requests[-1].context) == []
+
