@@ -127,6 +127,30 @@ async def test_restore_gives_the_caller_back_what_the_model_never_saw(restore_ga
     assert "[PERSON_1]" not in text and "[EMAIL_1]" not in text
 
 
+async def test_rag_answer_keeps_the_callers_values_and_its_documents(client, fleet) -> None:
+    """The default policies with retrieval: the caller's e-mail is masked for the model and restored for the
+    caller, and an e-mail the answer copies from the caller's own document is not redacted."""
+    sync = openai.OpenAI(base_url=fleet.config.base_url, api_key=fleet.api_key, max_retries=0)
+    doc = sync.files.create(file=("helpdesk.md", b"# Korvath helpdesk\n\nThe Korvath lighthouse helpdesk answers "
+                                  b"e-mail at keeper@korvath.example on weekdays."), purpose="assistants")
+    store = sync.vector_stores.create(name=f"guard-e2e-{uuid.uuid4().hex[:8]}")
+    attached = sync.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=doc.id)
+    assert attached.status == "completed"
+    rid = f"req_e2e_{uuid.uuid4().hex}"
+    resp = await client.chat.completions.create(
+        model=MODEL_NAME, max_tokens=40, temperature=0, extra_headers={"x-request-id": rid},
+        messages=[{"role": "user", "content": "I am ada@example.org. At which e-mail address does the Korvath "
+                                              "helpdesk answer?"}],
+        extra_body={"vector_store_ids": [store.id]})
+    text = resp.choices[0].message.content or ""
+    (entry,) = [e for e in guard_log(fleet, rid) if e.get("stage") == "input"]
+    assert entry["policy"] == "default" and entry["verdict"] == "redact" and "pii.email" in entry["types"]
+    assert "[EMAIL_1]" not in text, text  # the caller's own placeholder always comes back restored
+    assert "keeper@korvath.example" in text, text  # copied from the caller's document: not redacted again
+    assert not [e for e in guard_log(fleet, rid) if e.get("stage") == "output" and "pii.email" in e["types"]]
+    assert resp.model_extra["search_results"][0]["filename"] == "helpdesk.md"
+
+
 async def test_output_block_mid_stream_ends_with_content_filter(strict_gateway, fleet: DevFleet) -> None:
     async with httpx.AsyncClient(timeout=120, headers={"authorization": f"Bearer {fleet.api_key}"}) as http:
         r = await http.post(f"{strict_gateway}/chat/completions", json={
