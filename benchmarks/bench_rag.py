@@ -191,7 +191,7 @@ def bench_grounding(database_url: str) -> dict:
 
     from flotilla.devfleet import DevFleet, FleetConfig
     from flotilla.guardpolicy import PLACEHOLDER
-    from services.gateway.citations import CITE_INSTRUCTION, CONTEXT_HEADER
+    from services.gateway.citations import CONTEXT_HEADER
     from services.guard.settings import GuardSettings
     from tests.conftest import free_port
 
@@ -251,8 +251,7 @@ def bench_grounding(database_url: str) -> dict:
     attributed = [r for r in rows if r["cited_by"] == "attribution"]
     return {
         "questions": n, "ingest_cli_s": round(ingest_s, 1), "ingest_output": out.stdout.strip(),
-        "prompt": {"system": CONTEXT_HEADER + " + 'Source [n] (filename):' and the chunk, per chunk",
-                   "after_the_question": CITE_INSTRUCTION},
+        "prompt": CONTEXT_HEADER + " Then 'Source [n] (filename):' and the chunk text, per chunk (system message).",
         "guard_policies": {"input": GuardSettings().input_policy, "output": GuardSettings().output_policy},
         "right_file_first_in_context": share(rows, lambda r: r["top_file"] == r["expected_file"]),
         "right_file_in_context": share(rows, lambda r: r["expected_file"] in r["context_files"]),

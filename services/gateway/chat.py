@@ -142,9 +142,6 @@ class ChatPipeline:
             headers["x-flotilla-rag-chunks"] = str(len(chunks))
             headers["x-flotilla-rag-chunks-dropped"] = str(guard.dropped_chunks)
             if chunks:
-                if last is not None:
-                    role, text, name = messages[last]
-                    messages[last] = (role, citations.with_cite_instruction(text), name)
                 messages.insert(0, ("system", citations.context_message(chunks), ""))
         if guard.skipped:
             headers[degraded.GUARD_HEADER] = "skipped"

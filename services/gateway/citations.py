@@ -1,7 +1,7 @@
 """Grounded answers: how retrieved chunks are shown to the model, and which of them an answer cites.
 
-The model is given the chunks as numbered sources (``Source [n] (filename)``) and asked to name the source
-it used in brackets. Citations then come from one of two mechanisms, and each says which:
+The model is given the chunks as numbered sources (``Source [n] (filename):``) in a system message that asks
+it to name the source it used in brackets. Citations then come from one of two mechanisms, and each says which:
 
 - ``model``: the ``[n]`` markers the model wrote (they take precedence whenever there is a valid one);
 - ``attribution``: when the model wrote none, the gateway attributes each sentence of the answer to the
@@ -34,20 +34,18 @@ RAG_HEADER = "x-flotilla-rag-chunks"
 # [1], [2, 3], [1][2], 【1】 — the forms small models use when told to cite sources in brackets.
 MARKER = re.compile(r"\s?[\[【]\s*(\d{1,2}(?:\s*[,;]\s*\d{1,2})*)\s*[\]】]")
 
-CONTEXT_HEADER = "Answer the question using the sources below."
-CITE_INSTRUCTION = "Answer in one sentence, then write the source number in brackets, like [1]."
+# Measured with SmolLM2-135M (benchmarks/results/rag.json "grounding"): no wording made it write a marker that
+# names the right source — appended to the question ("... then write the source number in brackets, like [1]")
+# it wrote "[1]" whatever the right source's number, and answered worse — so the caller's message is left
+# alone and attribution does the citing for small models; larger ones follow this.
+CONTEXT_HEADER = ("Answer the question using the sources below, in one sentence, and end it with the number of the "
+                  "source you used in brackets, like [2].")
 
 
 def context_message(chunks: list[rag_pb2.Chunk]) -> str:
     """The system message that carries the retrieved chunks, numbered from 1."""
     sources = "\n\n".join(f"Source [{n}] ({c.source}):\n{c.text}" for n, c in enumerate(chunks, 1))
     return f"{CONTEXT_HEADER}\n\n{sources}"
-
-
-def with_cite_instruction(question: str) -> str:
-    """The caller's last user message with the instruction to name the source (small models follow an
-    instruction right before their answer far more often than one in the system message)."""
-    return f"{question}\n\n{CITE_INSTRUCTION}"
 
 
 # -- markers the model wrote --------------------------------------------------------------------------------
