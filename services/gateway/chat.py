@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from flotilla.guardpolicy import restore
 from flotilla.v1 import guard_pb2, inference_pb2, rag_pb2
 from services.gateway import citations, deadlines, degraded, metrics, tools
 from services.gateway.access import Accounting
@@ -142,6 +143,8 @@ class ChatPipeline:
             headers["x-flotilla-rag-chunks"] = str(len(chunks))
             headers["x-flotilla-rag-chunks-dropped"] = str(guard.dropped_chunks)
             if chunks:
+                if shown := guard.shown_in_context():  # e.g. a name the question shares with the documents
+                    messages = [(role, restore(text, shown), name) for role, text, name in messages]
                 messages.insert(0, ("system", citations.context_message(chunks), ""))
         if guard.skipped:
             headers[degraded.GUARD_HEADER] = "skipped"

@@ -163,6 +163,11 @@ class GuardSession:
         documents. Secrets stay masked."""
         return restore(text, self.restore)
 
+    def shown_in_context(self) -> dict[str, str]:
+        """The caller's masked values that the retrieved chunks given to the model contain anyway: masking them
+        in the prompt hides nothing from the model, it only breaks the match between question and sources."""
+        return {p: v for p, v in self.restore.items() if any(v in c for c in self.context)}
+
     async def filter_chunks(self, chunks: list[rag_pb2.Chunk]) -> list[rag_pb2.Chunk]:
         """Retrieved chunks without those flagged for (indirect) injection; others may come back redacted."""
         if not chunks:
