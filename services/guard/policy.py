@@ -9,6 +9,7 @@ answer can be restored; a secret's never is.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Literal
@@ -159,7 +160,13 @@ def own_values(matches: list[Match], text: str, restore_map: dict[str, str], con
     for m in matches:
         if m.scanner == "pii":
             value = text[m.start : m.end]
-            if value and (value in mine or any(value in c for c in context)):
+            if value in mine or (value and _occurs_in(value, context)):
                 continue
         out.append(m)
     return out
+
+
+def _occurs_in(value: str, texts: list[str]) -> bool:
+    """``value`` as a whole word in one of ``texts`` ("Ann" is not in "Annual", nor a@b.com in a@b.community)."""
+    pattern = re.compile(rf"(?<![\w@.-]){re.escape(value)}(?![\w@-]|\.\w)")
+    return any(value in t and pattern.search(t) for t in texts)

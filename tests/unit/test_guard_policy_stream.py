@@ -152,6 +152,14 @@ def test_answer_keeps_the_callers_values_and_its_documents_and_numbers_new_place
     assert set(re.findall(r"\[EMAIL_\d\]", text)) == {"[EMAIL_2]", "[EMAIL_3]"}  # Presidio numbers from the end
 
 
+def test_a_context_exempts_whole_values_only(engine) -> None:
+    docs = ["Mail bob@example.community or xbob@example.com."]
+    result = engine.scan(["Mail bob@example.com."], Policy.parse("pii=redact"), {}, context=docs)
+    assert result.texts == ["Mail [EMAIL_1]."]
+    assert engine.scan(["Mail bob@example.com."], Policy.parse("pii=redact"), {},
+                       context=["Or bob@example.com."]).texts is None
+
+
 def test_secrets_in_the_context_are_never_exempt(engine) -> None:
     result = engine.scan([f"The key is {KEY}."], Policy.parse("secrets=redact"), {}, context=[f"key={KEY}"])
     assert result.texts == ["The key is [AWS_ACCESS_KEY_1]."]
