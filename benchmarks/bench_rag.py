@@ -13,10 +13,12 @@
    then timed — p50/p99 latency, and recall@5 against the same lists in exact mode (sequential-scan vector
    search, every full-text match ranked). On random words many chunks tie on ``ts_rank_cd`` and ties go to
    the lower id, so text and hybrid recall against exact also count which of equally ranked chunks came back.
-3. Grounding: the small document set in ``benchmarks/data/rag`` ingested through the real fleet with
-   ``flotilla ingest``; each question of ``questions.jsonl`` asked through chat completions with
-   ``vector_store_ids``: how often the right file is in the context, how often the model's own ``[n]``
-   markers cite it, and how often the answer contains the expected fact.
+3. Grounding: the small document set in ``benchmarks/data/rag`` ingested through the real fleet (default guard
+   policies) with ``flotilla ingest``; each question of ``questions.jsonl`` asked through chat completions with
+   ``vector_store_ids``: how often the right file is in the context, how often the answer cites it — separately
+   by the model's own ``[n]`` markers and by the gateway's attribution of answer sentences to supporting chunks
+   (used only when the model wrote no marker) — how often it cites a wrong file, and how often the answer
+   contains the expected fact. ``--only-grounding`` runs just this part and keeps the other sections.
 
 Results: ``benchmarks/results/rag.json``. Not a test: numbers vary with the machine.
 """
@@ -211,7 +213,9 @@ def bench_grounding(database_url: str) -> dict:
     import openai
 
     from flotilla.devfleet import DevFleet, FleetConfig
-    from services.gateway.citations import strip_markers
+    from flotilla.guardpolicy import PLACEHOLDER
+    from services.gateway.citations import CONTEXT_HEADER
+    from services.guard.settings import GuardSettings
     from tests.conftest import free_port
 
     questions = [json.loads(line) for line in (DATA / "questions.jsonl").read_text().splitlines() if line.strip()]
@@ -243,23 +247,54 @@ def bench_grounding(database_url: str) -> dict:
                     model="SmolLM2-135M-Instruct", messages=[{"role": "user", "content": q["question"]}],
                     max_tokens=48, temperature=0, extra_body={"vector_store_ids": [store.id]})
                 seconds = time.perf_counter() - t0
+                context = resp.model_extra.get("search_results") or []
                 cites = resp.model_extra.get("citations") or []
                 answer = resp.choices[0].message.content or ""
-                _, markers = strip_markers(answer, len(cites))
-                marked = {cites[p - 1]["filename"] for m in markers for p in m.passages}
+                by = {c["cited_by"] for c in cites}
                 rows.append({"question": q["question"], "expected_file": q["file"],
-                             "context_files": [c["filename"] for c in cites],
-                             "top_file": cites[0]["filename"] if cites else None,
-                             "model_cited_files": sorted(marked), "answer": answer,
+                             "context_files": [c["filename"] for c in context],
+                             "top_file": context[0]["filename"] if context else None,
+                             "cited_by": by.pop() if by else None,  # one mechanism per answer
+                             "citations": [{"file": c["filename"], "source": c["index"], "by": c["cited_by"],
+                                            "support": c["support"]} for c in cites],
+                             "cited_files": sorted({c["filename"] for c in cites}), "answer": answer,
                              "answer_has_fact": q["answer"].lower() in answer.lower(), "seconds": round(seconds, 2)})
     n = len(rows)
+
+    def share(rows_: list[dict], test) -> float:
+        return round(sum(bool(test(r)) for r in rows_) / max(1, len(rows_)), 3)
+
+    def right(r: dict) -> bool:
+        return r["expected_file"] in r["cited_files"]
+
+    def wrong(r: dict) -> bool:
+        return bool(set(r["cited_files"]) - {r["expected_file"]})
+
+    marked = [r for r in rows if r["cited_by"] == "model"]
+    attributed = [r for r in rows if r["cited_by"] == "attribution"]
     return {
         "questions": n, "ingest_cli_s": round(ingest_s, 1), "ingest_output": out.stdout.strip(),
-        "right_file_first_in_context": round(sum(r["top_file"] == r["expected_file"] for r in rows) / n, 3),
-        "right_file_in_context": round(sum(r["expected_file"] in r["context_files"] for r in rows) / n, 3),
-        "model_cites_right_file": round(sum(r["expected_file"] in r["model_cited_files"] for r in rows) / n, 3),
-        "model_cites_any_passage": round(sum(bool(r["model_cited_files"]) for r in rows) / n, 3),
-        "answer_contains_fact": round(sum(r["answer_has_fact"] for r in rows) / n, 3),
+        "prompt": CONTEXT_HEADER + " Then 'Source [n] (filename):' and the chunk text, per chunk (system message).",
+        "guard_policies": {"input": GuardSettings().input_policy, "output": GuardSettings().output_policy},
+        "right_file_first_in_context": share(rows, lambda r: r["top_file"] == r["expected_file"]),
+        "right_file_in_context": share(rows, lambda r: r["expected_file"] in r["context_files"]),
+        # Any mechanism: the issue's "share of answers that cite the right file" (and of those citing another).
+        "cites_right_file": share(rows, right),
+        "cites_a_wrong_file": share(rows, wrong),
+        "cites_nothing": share(rows, lambda r: not r["cited_files"]),
+        # The model's own [n] markers (they take precedence).
+        "model_wrote_marker": share(rows, lambda r: r["cited_by"] == "model"),
+        "model_marker_right_file": share(rows, lambda r: r["cited_by"] == "model" and right(r)),
+        "model_marker_right_file_when_written": share(marked, right),
+        # The right file is source [1] for every question here, so a model that always wrote [1] would score 1.0.
+        "model_markers_naming_source_1": share(marked, lambda r: {c["source"] for c in r["citations"]} == {1}),
+        # The gateway's attribution (only for answers without a marker).
+        "attributed": share(rows, lambda r: r["cited_by"] == "attribution"),
+        "attributed_right_file": share(rows, lambda r: r["cited_by"] == "attribution" and right(r)),
+        "attributed_right_file_when_attributed": share(attributed, right),
+        "answer_contains_fact": share(rows, lambda r: r["answer_has_fact"]),
+        "answer_contains_fact_and_cites_right_file": share(rows, lambda r: r["answer_has_fact"] and right(r)),
+        "answers_with_a_placeholder": share(rows, lambda r: PLACEHOLDER.search(r["answer"])),  # e.g. [PERSON_1]
         "rows": rows,
     }
 
@@ -304,10 +339,14 @@ def main() -> int:
                         help="skip the fleet and keep the grounding section of the existing results file")
     parser.add_argument("--scale-only", action="store_true",
                         help="only the retrieval-scale part; the other sections of the results file are kept")
+    parser.add_argument("--only-grounding", action="store_true",
+                        help="run only the grounding part and keep the other sections of the existing results file")
     parser.add_argument("--pg-dir", type=Path, default=None,
                         help="keep the embedded Postgres (and the scale data sets, ~155 s to load at 100k) in this "
                              "directory and reuse them in later runs; default: a temporary one")
     args = parser.parse_args()
+    if args.only_grounding:
+        return only_grounding()
     from flotilla import pgembedded
 
     with tempfile.TemporaryDirectory() as tmp:  # the dev fleet's embedded Postgres and its settings
@@ -339,6 +378,24 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS}")
+    return 0
+
+
+def only_grounding() -> int:
+    from flotilla import pgembedded
+
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = pgembedded.start(Path(tmp) / "pg", cleanup_mode="delete")
+        try:
+            asyncio.run(migrate(pg.get_uri()))
+            results["grounding"] = bench_grounding(pg.get_uri())
+        finally:
+            pg.cleanup()
+    print("grounding", json.dumps({k: v for k, v in results["grounding"].items() if k != "rows"}), flush=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS} (grounding only; the other sections kept)")
     return 0
 
 

@@ -8,6 +8,7 @@ defaults) and the gateway (the policy it sends per request).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from flotilla.v1 import guard_pb2
@@ -16,6 +17,8 @@ SCANNERS = ("injection", "pii", "secrets", "toxicity")
 ACTIONS = ("block", "redact", "log", "off")
 # Scanners that find whole-text signals cannot redact a span.
 REDACTABLE = frozenset({"pii", "secrets"})
+# A typed placeholder such as ``[EMAIL_1]`` or ``[PERSON_2]``.
+PLACEHOLDER = re.compile(r"\[([A-Z][A-Z0-9_]*)_(\d+)\]")
 
 
 class PolicyError(ValueError):
@@ -80,3 +83,10 @@ def from_proto(policy: guard_pb2.Policy) -> dict[str, RuleSpec]:
         ).validate()
         for r in policy.rules
     }
+
+
+def restore(text: str, mapping: dict[str, str]) -> str:
+    """Put the caller's values back where a text has their placeholders (reversible masking)."""
+    if not mapping or "[" not in text:
+        return text
+    return PLACEHOLDER.sub(lambda m: mapping.get(m.group(), m.group()), text)

@@ -39,7 +39,7 @@ class Policy(_message.Message):
     def __init__(self, name: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[ScannerRule, _Mapping]]] = ...) -> None: ...
 
 class ScanRequest(_message.Message):
-    __slots__ = ("request_id", "tenant_id", "texts", "policy", "restore", "roles")
+    __slots__ = ("request_id", "tenant_id", "texts", "policy", "restore", "roles", "context")
     class RestoreEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -53,13 +53,15 @@ class ScanRequest(_message.Message):
     POLICY_FIELD_NUMBER: _ClassVar[int]
     RESTORE_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     tenant_id: str
     texts: _containers.RepeatedScalarFieldContainer[str]
     policy: Policy
     restore: _containers.ScalarMap[str, str]
     roles: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, request_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., restore: _Optional[_Mapping[str, str]] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
+    context: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., restore: _Optional[_Mapping[str, str]] = ..., roles: _Optional[_Iterable[str]] = ..., context: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Finding(_message.Message):
     __slots__ = ("type", "text_index", "start", "end", "score", "action")
@@ -101,7 +103,7 @@ class ScanResponse(_message.Message):
     def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., redacted_texts: _Optional[_Iterable[str]] = ..., text_verdicts: _Optional[_Iterable[_Union[Verdict, str]]] = ..., placeholders: _Optional[_Mapping[str, str]] = ..., policy: _Optional[str] = ...) -> None: ...
 
 class OutputStreamStart(_message.Message):
-    __slots__ = ("request_id", "tenant_id", "policy", "restore")
+    __slots__ = ("request_id", "tenant_id", "policy", "restore", "context")
     class RestoreEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -113,11 +115,13 @@ class OutputStreamStart(_message.Message):
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     RESTORE_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     tenant_id: str
     policy: Policy
     restore: _containers.ScalarMap[str, str]
-    def __init__(self, request_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., restore: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    context: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., restore: _Optional[_Mapping[str, str]] = ..., context: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OutputDelta(_message.Message):
     __slots__ = ("index", "text", "final")

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from flotilla.guardpolicy import restore
 from flotilla.v1 import guard_pb2, inference_pb2, rag_pb2
-from services.gateway import deadlines, degraded, metrics, tools
+from services.gateway import citations, deadlines, degraded, metrics, tools
 from services.gateway.access import Accounting
-from services.gateway.citations import citations_of
 from services.gateway.errors import OpenAIError, from_grpc
 from services.gateway.generation import Generation, sampling_params
 from services.gateway.guard_client import GuardClient, GuardSession
@@ -34,6 +34,7 @@ from services.gateway.protocol import (
     DeltaMessage,
     DeltaToolCall,
     ResponseMessage,
+    SearchResult,
     TextEvents,
     TokenLogprob,
     TopLogprob,
@@ -46,9 +47,6 @@ from services.gateway.upstreams import Upstreams
 
 log = logging.getLogger(__name__)
 
-CONTEXT_HEADER = "Answer using the numbered context passages below when they are relevant, and cite them as [n]."
-
-
 @dataclass
 class Prepared:
     """What the pre-inference hops produced for one request."""
@@ -60,7 +58,16 @@ class Prepared:
     affinity: str
     headers: dict[str, str] = field(default_factory=dict)
     guard: GuardSession | None = None  # the request's guard policies and placeholder map
-    chunks: list[rag_pb2.Chunk] = field(default_factory=list)  # retrieved context, passages [1], [2], ...
+    chunks: list[rag_pb2.Chunk] = field(default_factory=list)  # retrieved context, sources [1], [2], ...
+    question: str = ""  # the caller's question that searched them (for attributing the answer)
+
+    @property
+    def retrieval(self) -> bool:
+        return citations.RAG_HEADER in self.headers
+
+    def search_results(self) -> list[SearchResult] | None:
+        """The chunks given as context when retrieval was asked for (possibly none found); None otherwise."""
+        return [citations.search_result(n, c) for n, c in enumerate(self.chunks, 1)] if self.retrieval else None
 
 
 def cache_salt(settings: GatewaySettings, tenant: str) -> str:
@@ -126,8 +133,11 @@ class ChatPipeline:
 
         affinity = _affinity(messages)  # before RAG context, which differs per query
         chunks: list[rag_pb2.Chunk] = []
+        query = ""
         if req.vector_store_ids or retrieval is not None:
-            query = next((text for role, text, _ in reversed(messages) if role == "user"), "")
+            # The caller's own question searches its own documents: restorable PII back, secrets still masked.
+            last = max((i for i, (role, _, _) in enumerate(messages) if role == "user"), default=None)
+            query = guard.restored(messages[last][1]) if last is not None else ""
             retrieved = await self._retrieve(request_id, query, req.vector_store_ids or [], tenant, retrieval)
             if retrieved is None:  # RAG unreachable, rag_fail_open: answer without context
                 headers[degraded.RAG_HEADER] = "unavailable"
@@ -135,8 +145,9 @@ class ChatPipeline:
             headers["x-flotilla-rag-chunks"] = str(len(chunks))
             headers["x-flotilla-rag-chunks-dropped"] = str(guard.dropped_chunks)
             if chunks:
-                context = "\n\n".join(f"[{i}] ({c.source}) {c.text}" for i, c in enumerate(chunks, 1))
-                messages.insert(0, ("system", f"{CONTEXT_HEADER}\n\n{context}", ""))
+                if shown := guard.shown_in_context():  # e.g. a name the question shares with the documents
+                    messages = [(role, restore(text, shown), name) for role, text, name in messages]
+                messages.insert(0, ("system", citations.context_message(chunks), ""))
         if guard.skipped:
             headers[degraded.GUARD_HEADER] = "skipped"
 
@@ -152,7 +163,8 @@ class ChatPipeline:
             cache_salt=cache_salt(self.settings, tenant),
             final_only=not req.stream,  # the answer goes out whole: one message per choice from vLLM
         )
-        return Prepared(request_id, cid or completion_id(), generate, tool_plan, affinity, headers, guard, chunks)
+        return Prepared(request_id, cid or completion_id(), generate, tool_plan, affinity, headers, guard, chunks,
+                        query)
 
     async def _retrieve(
         self, request_id: str, query: str, store_ids: list[str], tenant: str | None = None,
@@ -176,6 +188,20 @@ class ChatPipeline:
                         extra={"f_code": exc.code().name, "f_request_id": request_id})
             return None
         return list(resp.chunks)
+
+    def cite(self, prepared: Prepared, answer: str, clean: bool = False) -> list[citations.Cite]:
+        """Where ``answer`` cites the request's retrieved chunks (model markers, else attribution)."""
+        if not prepared.chunks:
+            return []
+        return citations.cite(answer, prepared.chunks, prepared.question, self.settings.citation_attribution,
+                              self.settings.citation_min_support, clean)
+
+    def citations_for(self, prepared: Prepared, answers: dict[int, str]) -> list[Citation] | None:
+        """The chat ``citations`` of the answers (choice index → text) of a request that asked for retrieval."""
+        if not prepared.retrieval:
+            return None
+        return [c for i, text in answers.items()
+                for c in citations.citations(self.cite(prepared, text), prepared.chunks, i)]
 
     def _guard(self, prepared: Prepared) -> GuardSession:
         return prepared.guard or self.guard.begin(prepared.request_id)
@@ -221,6 +247,7 @@ class ChatPipeline:
         elif len(scan.redacted_texts) == len(contents):  # redacted and/or the prompt's placeholders restored
             contents = list(scan.redacted_texts)
         choices = []
+        cited: dict[int, str] = {}
         for i in range(n):
             message = ResponseMessage(content=contents[i])
             reason = finish[i]
@@ -234,12 +261,15 @@ class ChatPipeline:
             elif auto_calls[i]:
                 message.tool_calls = tools.from_proto(auto_calls[i])
                 message.content = contents[i] or None
+            if message.content:
+                cited[i] = message.content
             choices.append(ChatCompletionChoice(
                 index=i, message=message, finish_reason=reason,
                 logprobs=ChoiceLogprobs(content=logprobs_out(lps[i])) if req.logprobs else None,
             ))
         return ChatCompletionResponse(id=prepared.completion_id, model=req.model, choices=choices, usage=gen.usage,
-                                      citations=citations_of(prepared))
+                                      search_results=prepared.search_results(),
+                                      citations=self.citations_for(prepared, cited))
 
     # -- streaming -----------------------------------------------------------------------------------
 
@@ -258,6 +288,7 @@ class ChatPipeline:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         created = int(time.time())
         texts: list[list[str]] = [[] for _ in range(n)]
+        sent: list[list[str]] = [[] for _ in range(n)]  # the content the client got (what citations point into)
         exclude = None if include_usage else {"usage"}
         mode = prepared.tool_plan.mode
         named_ids = {i: tools.call_id() for i in range(n)} if mode == "named" else {}
@@ -265,9 +296,9 @@ class ChatPipeline:
         blocked: set[int] = set()  # choices the guard stopped (content_filter); with n > 1 the others go on
 
         def chunk(choices: list[ChatCompletionChunkChoice], usage: UsageInfo | None = None,
-                  citations: list[Citation] | None = None) -> str:
+                  search_results: list[SearchResult] | None = None, cites: list[Citation] | None = None) -> str:
             body = ChatCompletionChunk(id=prepared.completion_id, created=created, model=req.model, choices=choices,
-                                       usage=usage, citations=citations)
+                                       usage=usage, search_results=search_results, citations=cites)
             return f"data: {body.model_dump_json(exclude=exclude)}\n\n"
 
         content_events = TextEvents(  # the common case (plain content, no logprobs), without per-token models
@@ -290,7 +321,7 @@ class ChatPipeline:
                                                       function=DeltaFunctionCall(name=prepared.tool_plan.function,
                                                                                  arguments=""))]
                 yield chunk([ChatCompletionChunkChoice(index=i, delta=first)],
-                            citations=None if i else citations_of(prepared))
+                            search_results=None if i else prepared.search_results())
             async for _, msg in gen.messages():
                 d = msg.delta
                 lp = ChoiceLogprobs(content=logprobs_out(list(d.logprobs))) if req.logprobs and d.logprobs else None
@@ -308,6 +339,8 @@ class ChatPipeline:
                         if len(blocked) == n:  # nothing left to stream: the error event ends it
                             raise output_guard.error()
                         continue
+                    if safe.text and mode in ("auto", "none"):
+                        sent[d.index].append(safe.text)
                     if safe.text and lp is None and mode in ("auto", "none"):
                         yield content_events.event(d.index, safe.text)
                     elif (safe.text or lp) and mode != "required":  # "required" calls come once complete
@@ -325,7 +358,9 @@ class ChatPipeline:
                     reason = "tool_calls" if calls and d.finish_reason == "stop" else d.finish_reason
                     if acct is not None:
                         acct.finish_reason = reason
-                    yield chunk([ChatCompletionChunkChoice(index=d.index, delta=DeltaMessage(), finish_reason=reason)])
+                    cites = self.citations_for(prepared, {d.index: "".join(sent[d.index])})
+                    yield chunk([ChatCompletionChunkChoice(index=d.index, delta=DeltaMessage(), finish_reason=reason)],
+                                cites=cites)
             if include_usage:
                 yield chunk([], gen.usage)
         except OpenAIError as exc:

@@ -6,7 +6,9 @@ the guard lays over its own defaults; a key without a policy, or no key, gets th
 
 Reversible masking: the guard returns, for PII rules with ``restore``, the placeholder → value map of
 the prompt; the gateway keeps it in memory for this request only and hands it back to the output scan,
-which restores the values in the answer. The model never sees them; secrets are never restorable.
+which restores the values in the answer. The model never sees them; secrets are never restorable. The
+retrieved chunks the model was given go to the output scan too (``context``): PII the answer copies from
+the caller's own documents, like the caller's own restored values, is not redacted again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Literal, Protocol
 
 import grpc
 
-from flotilla.guardpolicy import RuleSpec, parse_policy, to_proto
+from flotilla.guardpolicy import RuleSpec, parse_policy, restore, to_proto
 from flotilla.v1 import guard_pb2, rag_pb2
 from services.gateway import degraded, metrics
 from services.gateway.errors import OpenAIError, from_grpc
@@ -107,6 +109,7 @@ class GuardSession:
     request_id: str
     policies: GuardPolicies
     restore: dict[str, str] = field(default_factory=dict)  # placeholder → the caller's value, this request only
+    context: list[str] = field(default_factory=list)  # the retrieved chunks given to the model (as it saw them)
     dropped_chunks: int = 0
     # For the usage ledger: the strictest verdict of this request's scans and the finding types (never text).
     verdict: str | None = None
@@ -121,8 +124,9 @@ class GuardSession:
         policy = self.policies.for_stage(stage)
         if policy is not None:
             req.policy.CopyFrom(policy)
-        if restore and self.restore:
+        if restore:
             req.restore.update(self.restore)
+            req.context.extend(self.context)
         return req
 
     async def _call(self, rpc: str, request: guard_pb2.ScanRequest) -> guard_pb2.ScanResponse | None:
@@ -182,12 +186,23 @@ class GuardSession:
             return list(resp.redacted_texts)
         return texts
 
+    def restored(self, text: str) -> str:
+        """``text`` (a masked prompt) with the caller's restorable values back: what may search the caller's own
+        documents. Secrets stay masked."""
+        return restore(text, self.restore)
+
+    def shown_in_context(self) -> dict[str, str]:
+        """The caller's masked values that the retrieved chunks given to the model contain anyway: masking them
+        in the prompt hides nothing from the model, it only breaks the match between question and sources."""
+        return {p: v for p, v in self.restore.items() if any(v in c for c in self.context)}
+
     async def filter_chunks(self, chunks: list[rag_pb2.Chunk]) -> list[rag_pb2.Chunk]:
         """Retrieved chunks without those flagged for (indirect) injection; others may come back redacted."""
         if not chunks:
             return chunks
         resp = await self._call("ScanRetrieved", self._request("retrieved", [c.text for c in chunks]))
         if resp is None:
+            self.context.extend(c.text for c in chunks)
             return chunks
         kept = []
         redacted = list(resp.redacted_texts) if len(resp.redacted_texts) == len(chunks) else None
@@ -199,6 +214,7 @@ class GuardSession:
                 chunk.CopyFrom(chunks[i])
                 chunk.text = redacted[i]
             kept.append(chunk)
+        self.context.extend(c.text for c in kept)
         self.dropped_chunks += len(chunks) - len(kept)
         if self.dropped_chunks:
             log.info("retrieved chunks dropped", extra={"f_dropped": self.dropped_chunks,
@@ -221,6 +237,7 @@ class GuardSession:
                 tenant_id=self.tenant_id or self.settings.tenant_id,
                 policy=self.policies.output,
                 restore=self.restore,
+                context=self.context,
             ),
             timeout=self.settings.inference_timeout_s,
             error=self.error,

@@ -224,8 +224,8 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
-class Citation(BaseModel):
-    """Flotilla extension: a retrieved chunk given to the model as context passage ``[index]``."""
+class SearchResult(BaseModel):
+    """Flotilla extension: a retrieved chunk given to the model as context, source ``[index]``."""
 
     index: int
     file_id: str
@@ -236,6 +236,17 @@ class Citation(BaseModel):
     end_char: int
     text: str
     score: float
+
+
+class Citation(SearchResult):
+    """Flotilla extension: a chunk the answer of choice ``choice_index`` cites, at ``positions`` (character
+    indices in its content), found by ``cited_by``: the model's own ``[n]`` marker, or the gateway's attribution
+    of an answer sentence to the chunk that supports it (``support``: the share of the sentence it covers)."""
+
+    choice_index: int = 0
+    cited_by: Literal["model", "attribution"]
+    positions: list[int]
+    support: float | None = None
 
 
 def _is_none(value: Any) -> bool:
@@ -250,7 +261,9 @@ class ChatCompletionResponse(BaseModel):
     choices: list[ChatCompletionChoice]
     usage: UsageInfo
     system_fingerprint: str | None = None
-    citations: list[Citation] | None = Field(default=None, exclude_if=_is_none)  # with vector_store_ids
+    # With vector_store_ids: the chunks given as context, and those the answer cites.
+    search_results: list[SearchResult] | None = Field(default=None, exclude_if=_is_none)
+    citations: list[Citation] | None = Field(default=None, exclude_if=_is_none)
 
 
 class DeltaFunctionCall(BaseModel):
@@ -286,7 +299,8 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChatCompletionChunkChoice]
     system_fingerprint: str | None = None
     usage: UsageInfo | None = None
-    citations: list[Citation] | None = Field(default=None, exclude_if=_is_none)  # on the first chunk
+    search_results: list[SearchResult] | None = Field(default=None, exclude_if=_is_none)  # on the first chunk
+    citations: list[Citation] | None = Field(default=None, exclude_if=_is_none)  # with a choice's finish_reason
 
 
 class ModelCard(BaseModel):

@@ -27,8 +27,6 @@ class RagApiSettings(BaseSettings):
 
     max_file_bytes: int = 20 * 1024 * 1024  # uploads above this get 413 (RAG enforces its own limit too)
     rag_files_timeout_s: float = 60.0  # uploads (PDF extraction) and downloads
-    # /v1/responses: when the model cites no [n] passage, annotate the answer with the files it was given.
-    responses_cite_context: bool = True
     responses_max_results: int = 4  # file_search results used as context unless max_num_results says otherwise
 
 

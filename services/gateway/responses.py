@@ -4,8 +4,10 @@ Served: ``input`` (a string or a list of messages), ``instructions``, ``max_outp
 ``top_p``, ``stream`` (OpenAI's event types), ``tools=[{"type": "file_search", "vector_store_ids": [...]}]``
 with ``max_num_results``, ``filters`` and ``ranking_options``, ``include=["file_search_call.results"]``,
 ``tool_choice`` ``auto``/``required``/``none``. With file_search the output starts with a
-``file_search_call`` item, and the ``[n]`` passage markers the model writes become ``file_citation``
-annotations. Responses are not stored (``store`` is false; ``previous_response_id`` is refused).
+``file_search_call`` item, and the answer's citations (the ``[n]`` source markers the model writes, else the
+gateway's attribution of its sentences to the chunks that support them: services/gateway/citations.py)
+become ``file_citation`` annotations. Responses are not stored (``store`` is false;
+``previous_response_id`` is refused).
 
 Generation reuses :class:`ChatPipeline`: guard input scan, retrieval with the guard's scan of retrieved
 chunks, context insertion, inference, guard output scan (streamed hold-back included).
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -26,7 +28,7 @@ from pydantic import Field
 from flotilla.v1 import rag_pb2
 from services.gateway import rag_api, tracing
 from services.gateway.chat import ChatPipeline, Prepared
-from services.gateway.citations import Marker, MarkerStream, strip_markers
+from services.gateway.citations import Cite, Marker, MarkerStream, strip_markers
 from services.gateway.errors import OpenAIError
 from services.gateway.protocol import ChatCompletionRequest, ChatMessage, OpenAIBaseModel, StreamOptions
 
@@ -180,26 +182,15 @@ class Turn:
         c = self.chunks[passage - 1]
         return {"type": "file_citation", "index": index, "file_id": c.file_id, "filename": c.source}
 
-    def annotations(self, markers: list[Marker]) -> list[dict[str, Any]]:
+    def annotations(self, cites: list[Cite]) -> list[dict[str, Any]]:
+        """One ``file_citation`` per cited file and place (two chunks of one file cited at one place: one)."""
         out: list[dict[str, Any]] = []
-        for m in markers:
-            seen: set[str] = set()
-            for passage in m.passages:
-                a = self.annotation(passage, m.index)
-                if a["file_id"] not in seen:
-                    seen.add(a["file_id"])
-                    out.append(a)
-        return out
-
-    def context_annotations(self, end: int) -> list[dict[str, Any]]:
-        """The files given as context, cited at the end of an answer whose model wrote no marker."""
-        if not rag_api.settings().responses_cite_context:
-            return []
-        out, seen = [], set()
-        for n, c in enumerate(self.chunks, 1):
-            if c.file_id not in seen:
-                seen.add(c.file_id)
-                out.append(self.annotation(n, end))
+        seen: set[tuple[str, int]] = set()
+        for c in cites:
+            a = self.annotation(c.passage, c.index)
+            if (a["file_id"], c.index) not in seen:
+                seen.add((a["file_id"], c.index))
+                out.append(a)
         return out
 
     def message_item(self, text: str, annotations: list[dict[str, Any]], status: str) -> dict[str, Any]:
@@ -273,8 +264,9 @@ async def create_response(body: ResponsesRequest, request: Request):
         headers = {**prepared.headers, **_rate_headers(acct)}
         if body.stream:
             events = await chat.open_stream(chat_req, prepared, acct)
-            return StreamingResponse(accounted(access, acct, _stream(turn, events)), media_type="text/event-stream",
-                                     headers={**SSE_HEADERS, **headers})
+            attribute = lambda text: chat.cite(prepared, text, clean=True)  # noqa: E731 (the answer has no markers)
+            return StreamingResponse(accounted(access, acct, _stream(turn, events, attribute)),
+                                     media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
         return JSONResponse(await _complete(chat, chat_req, prepared, turn, acct), headers=headers)
 
     return await _accounted_call(access, acct, run)
@@ -286,8 +278,8 @@ async def _complete(
     result = await chat.complete(chat_req, prepared, acct)
     choice = result.choices[0]
     turn.usage = {"input_tokens": result.usage.prompt_tokens, "output_tokens": result.usage.completion_tokens}
-    text, markers = strip_markers(choice.message.content or "", len(turn.chunks))
-    annotations = turn.annotations(markers) or turn.context_annotations(len(text))
+    text, _ = strip_markers(choice.message.content or "", len(turn.chunks))
+    annotations = turn.annotations(chat.cite(prepared, choice.message.content or "", clean=True))
     incomplete = _incomplete_reason(choice.finish_reason)
     status = "incomplete" if incomplete else "completed"
     output = [turn.search_item()] if turn.searched else []
@@ -295,8 +287,11 @@ async def _complete(
     return turn.response(status, output, incomplete)
 
 
-async def _stream(turn: Turn, chat_events: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Chat-completion SSE from the pipeline → Responses events (``event: <type>`` + ``data: {...}``)."""
+async def _stream(
+    turn: Turn, chat_events: AsyncIterator[str], attribute: Callable[[str], list[Cite]] = lambda text: [],
+) -> AsyncIterator[str]:
+    """Chat-completion SSE from the pipeline → Responses events (``event: <type>`` + ``data: {...}``); the
+    model's markers become annotations as they complete, else ``attribute`` cites the whole answer at the end."""
     seq = 0
 
     def event(kind: str, **fields: Any) -> str:
@@ -333,7 +328,7 @@ async def _stream(turn: Turn, chat_events: AsyncIterator[str]) -> AsyncIterator[
         if clean:
             text.append(clean)
             out.append(event("response.output_text.delta", **ids, delta=clean, logprobs=[]))
-        for a in turn.annotations(found):
+        for a in turn.annotations([Cite(p, m.index, "model") for m in found for p in m.passages]):
             annotations.append(a)
             out.append(event("response.output_text.annotation.added", **ids, annotation_index=len(annotations) - 1,
                              annotation=a))
@@ -369,7 +364,7 @@ async def _stream(turn: Turn, chat_events: AsyncIterator[str]) -> AsyncIterator[
             "code": error.get("code") or "server_error", "message": error.get("message", "")}))
         return
     if not annotations:
-        for a in turn.context_annotations(len(full)):
+        for a in turn.annotations(attribute(full)):
             annotations.append(a)
             yield event("response.output_text.annotation.added", **ids, annotation_index=len(annotations) - 1,
                         annotation=a)

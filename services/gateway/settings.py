@@ -72,6 +72,10 @@ class GatewaySettings(ServiceSettings):
 
     tenant_id: str = "default"  # until API keys carry tenants
     rag_k: int = 4
+    # Citations when the model writes no [n] marker: attribute answer sentences to the chunks that support them
+    # (services/gateway/citations.py); a chunk must cover at least this share of a sentence's new content.
+    citation_attribution: bool = True
+    citation_min_support: float = Field(default=0.5, ge=0.0, le=1.0)
     max_body_bytes: int = 1024 * 1024
     drain_grace_s: float = 30.0  # after SIGTERM, in-flight requests and streams may finish within this
     forwarded_allow_ips: str = ""  # comma-separated proxies whose X-Forwarded-For/-Proto are trusted ("*": any)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from services.guard.metrics import FINDINGS, SCANNER_SECONDS
-from services.guard.policy import Finding, Policy, Redactor, Verdict, decide, restore, verdict_of
+from services.guard.policy import Finding, Policy, Redactor, Verdict, decide, own_values, restore, verdict_of
 from services.guard.scanners.base import Match, Scanner
 from services.guard.settings import GuardSettings
 
@@ -106,15 +106,19 @@ class Engine:
 
     def scan(
         self, texts: list[str], policy: Policy, restore_map: dict[str, str] | None = None,
-        roles: list[str] | None = None,
+        roles: list[str] | None = None, context: list[str] | None = None,
     ) -> ScanResult:  # fmt: skip
         """Apply ``policy`` to ``texts``; ``roles`` (one per text, or None) marks the operator's trusted
-        system/developer messages, which skip the injection scanners unless ``scan_system_messages``."""
+        system/developer messages, which skip the injection scanners unless ``scan_system_messages``.
+        For an answer, PII the caller already has — the values of ``restore_map`` and values found verbatim in
+        ``context`` (its retrieved chunks) — is not a finding, and ``restore_map``'s placeholders are restored."""
+        restore_map = restore_map or {}
         findings: list[Finding] = []
         per_text: list[list[Finding]] = []
         for i, text in enumerate(texts):
             trusted = bool(roles) and roles[i] in TRUSTED_ROLES and not self.scan_system_messages
-            fs = decide(self.matches(text, policy, self._untrusted_only if trusted else None), i, policy)
+            matches = self.matches(text, policy, self._untrusted_only if trusted else None)
+            fs = decide(own_values(matches, text, restore_map, context or []), i, policy)
             per_text.append(fs)
             findings.extend(fs)
         count(findings)
@@ -123,7 +127,9 @@ class Engine:
         if verdict == "block":
             return ScanResult(verdict, findings, None, text_verdicts)
         restorable = frozenset(s for s, r in policy.rules.items() if r.restore)
-        redactor = Redactor(restorable)
+        redactor = Redactor(restorable, restore_map)
+        for text in texts:
+            redactor.reserve(text)  # placeholders the model copied from its prompt keep their numbers
         out = list(texts)
         if verdict == "redact":
             out = [

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-from flotilla.guardpolicy import SCANNERS, RuleSpec, from_proto, parse_policy
+from flotilla.guardpolicy import PLACEHOLDER, SCANNERS, RuleSpec, from_proto, parse_policy, restore
 from flotilla.v1 import guard_pb2
 from services.guard.scanners.base import Match
 
@@ -22,7 +22,7 @@ Action = Literal["block", "redact", "log", "off"]
 Verdict = Literal["allow", "redact", "block"]
 _RANK: dict[str, int] = {"off": -1, "log": 0, "redact": 1, "block": 2}
 DEFAULT_THRESHOLD = 0.5
-PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9_]*_\d+\]")
+__all__ = ["PLACEHOLDER", "Finding", "Policy", "Redactor", "Rule", "decide", "own_values", "restore", "verdict_of"]
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,21 @@ class Redactor:
     _engine = None
     _engine_lock = threading.Lock()
 
-    def __init__(self, restorable: frozenset[str] = frozenset()) -> None:
+    def __init__(self, restorable: frozenset[str] = frozenset(), known: dict[str, str] | None = None) -> None:
         self._labels: dict[tuple[str, str], str] = {}
         self._counters: dict[str, int] = {}
         self.restorable = restorable
         self.restore_map: dict[str, str] = {}
+        for label, value in (known or {}).items():  # the prompt's placeholders keep their labels
+            if m := PLACEHOLDER.fullmatch(label):
+                self._labels[(m.group(1), value)] = label
+        self.reserve(" ".join(known or {}))
+
+    def reserve(self, text: str) -> None:
+        """Number new placeholders after those already in ``text`` (e.g. ones the model copied from its prompt),
+        so one label never stands for two values."""
+        for m in PLACEHOLDER.finditer(text):
+            self._counters[m.group(1)] = max(self._counters.get(m.group(1), 0), int(m.group(2)))
 
     @classmethod
     def engine(cls):
@@ -139,8 +149,24 @@ class Redactor:
         return self.engine().anonymize(text=text, analyzer_results=results, operators=operators).text
 
 
-def restore(text: str, mapping: dict[str, str]) -> str:
-    """Put the caller's values back where the model wrote their placeholders."""
-    if not mapping or "[" not in text:
-        return text
-    return PLACEHOLDER.sub(lambda m: mapping.get(m.group(), m.group()), text)
+def own_values(matches: list[Match], text: str, restore_map: dict[str, str], context: list[str]) -> list[Match]:
+    """``matches`` without the PII the caller already has: its own restored values (``restore_map``) and values
+    that occur verbatim in ``context`` (the retrieved chunks of its own documents the model was given).
+    Secrets are never exempt."""
+    if not restore_map and not context:
+        return matches
+    mine = set(restore_map.values())
+    out = []
+    for m in matches:
+        if m.scanner == "pii":
+            value = text[m.start : m.end]
+            if value in mine or (value and _occurs_in(value, context)):
+                continue
+        out.append(m)
+    return out
+
+
+def _occurs_in(value: str, texts: list[str]) -> bool:
+    """``value`` as a whole word in one of ``texts`` ("Ann" is not in "Annual", nor a@b.com in a@b.community)."""
+    pattern = re.compile(rf"(?<![\w@.-]){re.escape(value)}(?![\w@-]|\.\w)")
+    return any(value in t and pattern.search(t) for t in texts)

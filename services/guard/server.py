@@ -64,7 +64,8 @@ class GuardServicer(guard_pb2_grpc.GuardServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "roles must be empty or one per text")
         started = time.perf_counter()
         result: ScanResult = await self._run(
-            self.engine.scan, list(request.texts), policy, dict(request.restore), roles if stage == "input" else None
+            self.engine.scan, list(request.texts), policy, dict(request.restore), roles if stage == "input" else None,
+            list(request.context) if stage == "output" else None,
         )
         SCAN_SECONDS.labels(stage).observe(time.perf_counter() - started)
         VERDICTS.labels(stage, result.verdict).inc()
@@ -97,7 +98,8 @@ class GuardServicer(guard_pb2_grpc.GuardServicer):
                 if msg.HasField("start"):
                     s = msg.start
                     policy = await self._policy("output", s.policy if s.HasField("policy") else None, context)
-                    stream = OutputStream(self.engine, policy, dict(s.restore), self.settings.stream_max_hold_chars)
+                    stream = OutputStream(self.engine, policy, dict(s.restore), self.settings.stream_max_hold_chars,
+                                          list(s.context))
                     request_id, policy_name = s.request_id, policy.name
                     continue
                 if stream is None:

@@ -19,7 +19,10 @@ class GuardSettings(ServiceSettings):
     drain_grace_s: float = 10.0
     metrics_port: int = 9102  # Prometheus /metrics over HTTP; 0 disables
 
-    input_policy: str = "injection=block:0.8, pii=redact:0.5, secrets=redact:0.5, toxicity=log:0.8"
+    # Prompts: PII is masked for the model and restored in the answer for the caller (reversible masking). Answers:
+    # PII the caller already has (its own restored values, values in the retrieved chunks of its documents) is
+    # left alone; other PII the model writes is redacted.
+    input_policy: str = "injection=block:0.8, pii=redact:0.5:restore, secrets=redact:0.5, toxicity=log:0.8"
     output_policy: str = "injection=log:0.8, pii=redact:0.5, secrets=redact:0.5, toxicity=log:0.8"
     retrieved_policy: str = "injection=block:0.8, pii=log:0.5, secrets=redact:0.5, toxicity=log:0.8"
 

@@ -18,7 +18,17 @@ import regex
 
 from services.guard.engine import Engine, count
 from services.guard.metrics import STREAM_HELD_CHARS
-from services.guard.policy import PLACEHOLDER, Finding, Policy, Redactor, Verdict, decide, restore, verdict_of
+from services.guard.policy import (
+    PLACEHOLDER,
+    Finding,
+    Policy,
+    Redactor,
+    Verdict,
+    decide,
+    own_values,
+    restore,
+    verdict_of,
+)
 from services.guard.scanners.base import partial_hold
 
 _CONTEXT = 256  # released characters re-scanned before the new ones (look-behinds, NER context)
@@ -44,12 +54,14 @@ class StreamStep:
 
 class OutputStream:
     def __init__(
-        self, engine: Engine, policy: Policy, restore_map: dict[str, str] | None = None, max_hold: int = 4096
+        self, engine: Engine, policy: Policy, restore_map: dict[str, str] | None = None, max_hold: int = 4096,
+        context: list[str] | None = None,
     ) -> None:
         self.engine = engine
         self.policy = policy
         self.restore_map = dict(restore_map or {})
-        self.redactor = Redactor()
+        self.context = list(context or [])  # the retrieved chunks the caller may read (see Engine.scan)
+        self.redactor = Redactor(known=self.restore_map)
         self.max_hold = max_hold
         self.choices: dict[int, _Choice] = {}
         self.span_scanners = [s for s in engine.span_scanners if policy.active(s.name)]
@@ -60,11 +72,12 @@ class OutputStream:
 
     def _span_matches(self, window: str, light: bool) -> list:
         if not light:
-            return self.engine.matches(window, self.policy, self.span_scanners)
-        found = []
-        for s in self.span_scanners:
-            found.extend(s.scan(window, ner=False) if s.name == "pii" else s.scan(window))
-        return found
+            found = self.engine.matches(window, self.policy, self.span_scanners)
+        else:
+            found = []
+            for s in self.span_scanners:
+                found.extend(s.scan(window, ner=False) if s.name == "pii" else s.scan(window))
+        return own_values(found, window, self.restore_map, self.context)
 
     def _hold(self, c: _Choice) -> int:
         start = max(0, c.released - _CONTEXT)
@@ -96,14 +109,17 @@ class OutputStream:
             window = c.text[ctx:]
             # Names are capitalised: the NER pass runs only when the text being released has a capital.
             light = not any(ch.isupper() for ch in c.text[c.released : hold])
-            matches = [
-                m
-                for m in self._span_matches(window, light)
-                if m.start + ctx >= c.released and m.end + ctx <= hold
-            ]
+            found = self._span_matches(window, light)
+            # A complete match that the hold point cuts (a scanner's hold saw only a shorter possible match, e.g.
+            # "eve@" of "eve@evil.example.") is held back whole: releasing its start would let it out unredacted.
+            for m in found:
+                if m.start + ctx < hold < m.end + ctx:
+                    hold = max(c.released, m.start + ctx)
+            matches = [m for m in found if m.start + ctx >= c.released and m.end + ctx <= hold]
             fs = decide(matches, index, self.policy)
             segment = c.text[c.released : hold]
             if any(f.action == "redact" for f in fs):
+                self.redactor.reserve(c.text[:hold])  # placeholders the model copied keep their own numbers
                 segment = self.redactor.redact(
                     segment, [f.match for f in fs if f.action == "redact"], offset=c.released - ctx
                 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -161,6 +162,30 @@ async def test_restore_gives_the_caller_back_what_the_model_never_saw(restore_ga
     # the answer can only come from the gateway restoring it for the caller.
     assert "Alice Jones" in text, text
     assert "[PERSON_1]" not in text and "[EMAIL_1]" not in text
+
+
+async def test_rag_answer_keeps_the_callers_values_and_its_documents(client, fleet) -> None:
+    """The default policies with retrieval: the caller's e-mail stays masked for the model, and a name the answer
+    copies from the caller's own document is not redacted (before: "built by the engineer [PERSON_1]")."""
+    sync = openai.OpenAI(base_url=fleet.config.base_url, api_key=fleet.api_key, max_retries=0)
+    doc = sync.files.create(file=("lighthouse.md", b"# Korvath lighthouse\n\nThe Korvath lighthouse was built in 1867 "
+                                  b"by the engineer Ada Morrow. Its lamp can be seen forty kilometres out to sea."),
+                            purpose="assistants")
+    store = sync.vector_stores.create(name=f"guard-e2e-{uuid.uuid4().hex[:8]}")
+    attached = sync.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=doc.id)
+    assert attached.status == "completed"
+    rid = f"req_e2e_{uuid.uuid4().hex}"
+    resp = await client.chat.completions.create(
+        model=MODEL_NAME, max_tokens=40, temperature=0, extra_headers={"x-request-id": rid},
+        messages=[{"role": "user", "content": "I am ada@example.org. Who built the Korvath lighthouse?"}],
+        extra_body={"vector_store_ids": [store.id]})
+    text = resp.choices[0].message.content or ""
+    (entry,) = [e for e in guard_log(fleet, rid) if e.get("stage") == "input"]
+    assert entry["policy"] == "default" and entry["verdict"] == "redact" and "pii.email" in entry["types"]
+    assert not re.search(r"\[[A-Z_]+_\d+\]", text), text  # no placeholder reaches the caller
+    assert "Ada Morrow" in text, text  # copied from the caller's own document: not redacted again
+    assert not [e for e in guard_log(fleet, rid) if e.get("stage") == "output" and "pii.person" in e["types"]]
+    assert [c["filename"] for c in resp.model_extra["citations"]] == ["lighthouse.md"]
 
 
 @pytest.mark.parametrize("route", ["chat/completions", "completions"])

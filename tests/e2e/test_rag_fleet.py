@@ -79,20 +79,31 @@ async def test_chat_completion_cites_the_retrieved_file(client, store_id: str, f
     )
     resp = raw.parse()
     assert int(raw.headers["x-flotilla-rag-chunks"]) >= 1
-    assert resp.choices[0].message.content.strip()
-    citations = resp.model_extra["citations"]
-    assert citations[0]["filename"] == "lighthouse.md" and citations[0]["index"] == 1
+    content = resp.choices[0].message.content
+    assert content.strip()
+    context = resp.model_extra["search_results"]
+    assert context[0]["filename"] == "lighthouse.md" and context[0]["index"] == 1
     ids = file_ids(openai.OpenAI(base_url=fleet.config.base_url, api_key=key(fleet)), store_id)
-    assert citations[0]["file_id"] == ids["lighthouse.md"]
-    assert "1867" in citations[0]["text"] and citations[0]["end_char"] > citations[0]["start_char"]
+    assert context[0]["file_id"] == ids["lighthouse.md"]
+    assert "1867" in context[0]["text"] and context[0]["end_char"] > context[0]["start_char"]
+    # Only the chunks the answer cites (the model's own [n] or the gateway's attribution), never all of them.
+    citations = resp.model_extra["citations"]
+    assert "lighthouse.md" in {c["filename"] for c in citations}, content
+    for c in citations:
+        assert c["cited_by"] in ("model", "attribution") and all(0 <= p <= len(content) for p in c["positions"])
+        assert (c["file_id"], c["index"]) in {(r["file_id"], r["index"]) for r in context}
 
     stream = await client.chat.completions.create(
-        model=MODEL_NAME, messages=[{"role": "user", "content": QUESTION}], max_tokens=16, stream=True,
-        extra_body={"vector_store_ids": [store_id]},
+        model=MODEL_NAME, messages=[{"role": "user", "content": QUESTION}], max_tokens=32, temperature=0,
+        stream=True, extra_body={"vector_store_ids": [store_id]},
     )
     chunks = [c async for c in stream]
-    assert chunks[0].model_extra["citations"][0]["filename"] == "lighthouse.md"
-    assert all("citations" not in (c.model_extra or {}) for c in chunks[1:])
+    assert chunks[0].model_extra["search_results"][0]["filename"] == "lighthouse.md"
+    assert all("search_results" not in (c.model_extra or {}) for c in chunks[1:])
+    [end] = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == content  # the same greedy answer, plain or streamed
+    assert end.model_extra["citations"] == citations  # cited at the end of the stream, the same way
 
 
 async def test_responses_with_file_search_cite_the_file(client, store_id: str) -> None:

@@ -50,7 +50,11 @@ async def test_input_defaults_block_injection_and_redact_pii_and_secrets(guard) 
     assert resp.verdict == guard_pb2.VERDICT_REDACT
     assert resp.redacted_texts == ["I'm [PERSON_1], mail [EMAIL_1], card [CREDIT_CARD_1], key [AWS_ACCESS_KEY_1]. "
                                    "What's the weather?"]
-    assert dict(resp.placeholders) == {}  # the default policy does not restore
+    # The default input policy restores PII for the caller (a secret never is).
+    assert dict(resp.placeholders) == {"[PERSON_1]": "John Smith", "[EMAIL_1]": "john@acme.com",
+                                       "[CREDIT_CARD_1]": "4111 1111 1111 1111"}
+    without = await guard.ScanInput(guard_pb2.ScanRequest(texts=[text], policy=policy("pii=redact:0.5")))
+    assert dict(without.placeholders) == {}  # a policy without restore leaves the caller the placeholders
     assert KEY not in str(resp)  # a secret appears nowhere in the answer, findings included
 
 

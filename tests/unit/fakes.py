@@ -130,6 +130,8 @@ class FakeGuard:
     moderated: list[list[str]] = field(default_factory=list)
     moderate_requests: list[guard_pb2.ModerateRequest] = field(default_factory=list)
     input_placeholders: dict[str, str] = field(default_factory=dict)  # returned by ScanInput (restore rules)
+    # ScanInput masks these values with their placeholders (value → placeholder) and returns them for restoring.
+    input_masks: dict[str, str] = field(default_factory=dict)
     error: grpc.aio.AioRpcError | None = None  # every scan fails with this (e.g. UNAVAILABLE: guard unreachable)
 
     def _fail(self) -> None:
@@ -150,6 +152,14 @@ class FakeGuard:
         self.requests.append(request)
         answer = self._answer(self.input_verdict, list(request.texts))
         answer.placeholders.update(self.input_placeholders)
+        masked = list(request.texts)
+        for value, label in self.input_masks.items():
+            if any(value in t for t in masked):
+                masked = [t.replace(value, label) for t in masked]
+                answer.placeholders[label] = value
+        if masked != list(request.texts) and answer.verdict != guard_pb2.VERDICT_BLOCK:
+            answer.verdict = guard_pb2.VERDICT_REDACT
+            answer.redacted_texts[:] = masked
         return answer
 
     async def ScanOutput(self, request: guard_pb2.ScanRequest, timeout: float | None = None):

@@ -140,7 +140,7 @@ async def test_rag_only_when_asked_and_context_inserted(parts, client) -> None:
     assert raw.headers["x-flotilla-rag-chunks"] == "1"
     assert parts["rag"].requests[0].query == "hello there"
     first = parts["inference"].requests[-1].chat.messages[0]
-    assert first.role == "system" and "[1] (facts.md) Paris is the capital." in first.content
+    assert first.role == "system" and "Source [1] (facts.md):\nParis is the capital." in first.content
 
 
 @pytest.mark.parametrize(

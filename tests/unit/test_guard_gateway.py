@@ -232,3 +232,30 @@ async def test_guard_turned_off_makes_no_guard_call(parts) -> None:
     streamed = [c async for c in await client.chat.completions.create(model=FAKE_MODEL, messages=USER, stream=True)]
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == plain.choices[0].message.content
     assert parts["guard"].requests == [] and parts["guard"].stream_starts == []
+
+
+async def test_rag_searches_with_the_callers_values_and_the_answer_scan_gets_the_context(client, parts) -> None:
+    """Input PII masked for the model (restore), the caller's own question searching its own documents, and the
+    chunks the model saw handed to the output scan so that values copied from them are not redacted again."""
+    parts["guard"].input_masks = {"Korvath": "[PERSON_1]", "ada@example.org": "[EMAIL_1]"}
+    doc = "The Korvath lighthouse was built in 1867 by Ada Morrow."
+    parts["rag"].chunks = [rag_pb2.Chunk(text=doc, source="light.md", file_id="file-1")]
+    parts["inference"].reply = "The Korvath lighthouse was built in 1867 by Ada Morrow, [EMAIL_1]."
+    question = [{"role": "user", "content": "I am ada@example.org. When was the Korvath lighthouse built?"}]
+    await client.chat.completions.create(model=FAKE_MODEL, messages=question, extra_body={"vector_store_ids": ["vs"]})
+    assert parts["rag"].requests[-1].query == "I am ada@example.org. When was the Korvath lighthouse built?"
+    seen = parts["inference"].requests[-1].chat.messages[-1].content
+    # The e-mail stays masked for the model; "Korvath", which the chunk shows the model anyway, is unmasked.
+    assert seen == "I am [EMAIL_1]. When was the Korvath lighthouse built?"
+    scan_out = parts["guard"].requests[-1]
+    restore = {"[PERSON_1]": "Korvath", "[EMAIL_1]": "ada@example.org"}
+    assert dict(scan_out.restore) == restore and list(scan_out.context) == [doc]
+    stream = await client.chat.completions.create(model=FAKE_MODEL, messages=question, stream=True,
+                                                  extra_body={"vector_store_ids": ["vs"]})
+    _ = [c async for c in stream]
+    start = parts["guard"].stream_starts[-1]
+    assert dict(start.restore) == restore and list(start.context) == [doc]
+    await client.chat.completions.create(model=FAKE_MODEL, messages=question)  # no retrieval: no context
+    assert list(parts["guard"].requests[-1].context) == []
+    assert "[PERSON_1]" in parts["inference"].requests[-1].chat.messages[-1].content  # and nothing unmasked
+

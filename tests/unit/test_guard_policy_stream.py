@@ -3,6 +3,8 @@ hold-back, on the pattern scanners (real code, no models needed)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from flotilla.guardpolicy import PolicyError, parse_policy, to_proto
@@ -129,3 +131,56 @@ def test_stream_choices_are_independent(engine) -> None:
     a = [stream.feed(0, "mail bob@exam").text, stream.feed(1, "hello there").text]
     b = [stream.feed(0, "ple.com now", final=True).text, stream.feed(1, " you", final=True).text]
     assert a[0] + b[0] == "mail [EMAIL_1] now" and a[1] + b[1] == "hello there you"
+
+
+# -- the caller's own values in the answer (reversible masking with retrieved context) ----------------------
+
+CALLER = {"[EMAIL_1]": "bob@example.com"}  # what ScanInput masked (pii ... :restore)
+DOCS = ["For help write to desk@corp.example, open weekdays."]  # retrieved chunks the model was given
+
+
+def test_answer_keeps_the_callers_values_and_its_documents_and_numbers_new_placeholders_after_them(engine) -> None:
+    answer = "I told [EMAIL_1] and bob@example.com: write to desk@corp.example, not eve@evil.example."
+    result = engine.scan([answer], Policy.parse("pii=redact"), CALLER, context=DOCS)
+    # The caller's placeholder comes back, its own value and its document's value are not redacted again,
+    # and the model's own new email gets a label of its own ([EMAIL_2], never the caller's [EMAIL_1]).
+    assert result.texts == ["I told bob@example.com and bob@example.com: write to desk@corp.example, not [EMAIL_2]."]
+    assert [(f.match.type, f.action) for f in result.findings] == [("pii.email", "redact")]  # eve's only
+    without = engine.scan([answer], Policy.parse("pii=redact"), CALLER)
+    text = without.texts[0]
+    assert text.startswith("I told bob@example.com and bob@example.com: write to [EMAIL_")
+    assert set(re.findall(r"\[EMAIL_\d\]", text)) == {"[EMAIL_2]", "[EMAIL_3]"}  # Presidio numbers from the end
+
+
+def test_a_context_exempts_whole_values_only(engine) -> None:
+    docs = ["Mail bob@example.community or xbob@example.com."]
+    result = engine.scan(["Mail bob@example.com."], Policy.parse("pii=redact"), {}, context=docs)
+    assert result.texts == ["Mail [EMAIL_1]."]
+    assert engine.scan(["Mail bob@example.com."], Policy.parse("pii=redact"), {},
+                       context=["Or bob@example.com."]).texts is None
+
+
+def test_secrets_in_the_context_are_never_exempt(engine) -> None:
+    result = engine.scan([f"The key is {KEY}."], Policy.parse("secrets=redact"), {}, context=[f"key={KEY}"])
+    assert result.texts == ["The key is [AWS_ACCESS_KEY_1]."]
+
+
+def test_placeholders_the_model_copied_keep_their_numbers_without_restore(engine) -> None:
+    result = engine.scan(["Ask [EMAIL_1] or amy@example.org."], Policy.parse("pii=redact"))
+    assert result.texts == ["Ask [EMAIL_1] or [EMAIL_2]."]
+
+
+def test_stream_keeps_the_callers_values_and_its_documents(engine) -> None:
+    stream = OutputStream(engine, Policy.parse("pii=redact"), CALLER, context=DOCS)
+    out, steps = feed_all(stream, ["Hi [EMA", "IL_1], write to desk@corp", ".example or eve@evil", ".example.", ""])
+    assert "".join(out) == "Hi bob@example.com, write to desk@corp.example or [EMAIL_2]."
+    assert [f.match.type for s in steps for f in s.findings] == ["pii.email"]
+
+
+@pytest.mark.parametrize("deltas", [["x or eve@evil.example.", ""], ["x or eve@evil.example", ".", ""],
+                                    ["x or eve@evil", ".example.", ""]])
+def test_stream_never_releases_the_start_of_a_complete_match(engine, deltas) -> None:
+    """An email ending a sentence: the hold point once fell inside it ("eve@" released, the rest later), so
+    neither part was redacted."""
+    out, _ = feed_all(OutputStream(engine, Policy.parse("pii=redact")), deltas)
+    assert "".join(out) == "x or [EMAIL_1]." and not any("eve" in t for t in out)

@@ -14,7 +14,7 @@ import pytest
 from flotilla.embeddings import MiniLM
 from flotilla.v1 import rag_pb2
 from services.gateway.app import create_app
-from services.gateway.citations import MarkerStream, strip_markers
+from services.gateway.citations import MarkerStream, attribute, cite, content_words, strip_markers
 from services.gateway.settings import GatewaySettings
 from services.rag import chunking, filters
 from services.rag.extract import UnsupportedFile, extract, html_to_text
@@ -127,6 +127,47 @@ def test_marker_stream_never_shows_half_a_marker() -> None:
     assert [(m.index, m.passages) for m in found] == [(13, (1,)), (27, (2,))]
 
 
+# -- attribution of answer sentences ----------------------------------------------------------------------
+
+DOCS = [
+    "The Korvath lighthouse stands on the granite cliffs of Emberhold. It was built in 1867 by Ada Morrow.",
+    "The Marlow bakery opens every day at six in the morning. The head baker is Tomas Verell.",
+    "The Orbis botanical garden was founded in 1889. The garden is closed on Mondays.",
+]
+
+
+def test_content_words_drop_stopwords_placeholders_and_plurals() -> None:
+    assert content_words("The [PERSON_1] garden is closed on Mondays, 4,000 plants.") == {
+        "garden", "closed", "monday", "4,000", "plant"}
+
+
+def test_attribution_cites_the_chunk_holding_the_answers_new_facts() -> None:
+    answer = "The Korvath lighthouse was built in 1867. The garden closes on Mondays!"
+    found = attribute(answer, DOCS, "When was the Korvath lighthouse built?")
+    assert [(a.passage, a.index) for a in found] == [(1, answer.index(".")), (3, len(answer) - 1)]
+    assert all(a.support >= 0.5 for a in found)
+    # Words of the question are not evidence: a sentence that only restates it cites nothing.
+    assert attribute("The Korvath lighthouse was built.", DOCS, "When was the Korvath lighthouse built?") == []
+
+
+def test_attribution_cites_nothing_for_made_up_answers() -> None:
+    question = "At what time does the Marlow bakery open?"
+    assert attribute("The Marlow bakery opens at 10:00 AM on Saturdays.", DOCS, question) == []
+    assert [a.passage for a in attribute("It opens at six in the morning.", DOCS, question)] == [2]
+    # Below the threshold: only one of four new words is in a chunk.
+    assert attribute("Verell sings opera loudly.", DOCS, "Who?", min_support=0.5) == []
+    assert [a.passage for a in attribute("Verell sings opera loudly.", DOCS, "Who?", min_support=0.2)] == [2]
+
+
+def test_model_markers_take_precedence_over_attribution() -> None:
+    chunks = [rag_pb2.Chunk(text=t) for t in DOCS]
+    marked = cite("It was built in 1867 [3].", chunks, "When?")
+    assert [(c.passage, c.index, c.by) for c in marked] == [(3, 20, "model")]  # as written, even if wrong
+    assert [(c.passage, c.by) for c in cite("It was built in 1867.", chunks, "When?")] == [(1, "attribution")]
+    assert cite("It was built in 1867.", chunks, "When?", attribution=False) == []
+    assert [c.index for c in cite("Built in 1867 [1] indeed.", chunks, "When?", clean=True)] == [13]
+
+
 # -- the gateway's mapping (named fakes) ----------------------------------------------------------------
 
 CHUNKS = [
@@ -151,14 +192,52 @@ def client(parts):
     return openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
 
 
-async def test_chat_returns_citations_of_the_context(client, parts) -> None:
+async def test_chat_returns_the_context_and_the_chunks_the_answer_cites(client, parts) -> None:
+    parts["inference"].reply = "It was built in 1867."
     resp = await client.chat.completions.create(model=FAKE_MODEL, messages=[{"role": "user", "content": "when?"}],
                                                 extra_body={"vector_store_ids": ["vs_1"]})
-    cites = resp.model_extra["citations"]
-    assert [(c["index"], c["file_id"], c["start_char"], c["end_char"]) for c in cites] == [
+    context = resp.model_extra["search_results"]
+    assert [(c["index"], c["file_id"], c["start_char"], c["end_char"]) for c in context] == [
         (1, "file-1", 0, 33), (2, "file-2", 10, 32)]
+    [cited] = resp.model_extra["citations"]  # only the chunk that supports the answer, not the whole context
+    assert (cited["index"], cited["file_id"], cited["filename"], cited["cited_by"]) == (1, "file-1", "light.md",
+                                                                                      "attribution")
+    assert cited["positions"] == [20] and cited["support"] == 1.0 and cited["text"] == CHUNKS[0].text
+    sent = parts["inference"].requests[-1].chat.messages
+    assert sent[0].role == "system" and "Source [1] (light.md):\nThe lighthouse" in sent[0].content
+    assert "in brackets" in sent[0].content and sent[1].content == "when?"  # the caller's message as it was
+
+    parts["inference"].reply = "Bread at six [2]. Built in 1867 [1]."  # the model's own markers win
+    resp = await client.chat.completions.create(model=FAKE_MODEL, messages=[{"role": "user", "content": "when?"}],
+                                                extra_body={"vector_store_ids": ["vs_1"]})
+    content = resp.choices[0].message.content
+    assert content == "Bread at six [2]. Built in 1867 [1]."  # chat keeps the text as written
+    assert [(c["index"], c["cited_by"], c["positions"]) for c in resp.model_extra["citations"]] == [
+        (1, "model", [content.index(" [1]")]), (2, "model", [content.index(" [2]")])]
+
+    parts["inference"].reply = "It opened in 1999 on Mars."  # supported by no chunk: cites nothing
+    resp = await client.chat.completions.create(model=FAKE_MODEL, messages=[{"role": "user", "content": "when?"}],
+                                                extra_body={"vector_store_ids": ["vs_1"]})
+    assert resp.model_extra["citations"] == [] and len(resp.model_extra["search_results"]) == 2
+
     plain = await client.chat.completions.create(model=FAKE_MODEL, messages=[{"role": "user", "content": "hi"}])
-    assert "citations" not in (plain.model_extra or {})  # only when retrieval was asked for
+    assert "citations" not in (plain.model_extra or {}) and "search_results" not in (plain.model_extra or {})
+    assert len(parts["inference"].requests[-1].chat.messages) == 1  # no context message without retrieval
+
+
+async def test_streamed_chat_carries_context_first_and_citations_at_the_end(client, parts) -> None:
+    parts["inference"].reply = "Bread is baked at six. Nothing else."
+    stream = await client.chat.completions.create(
+        model=FAKE_MODEL, messages=[{"role": "user", "content": "when is bread baked?"}], stream=True,
+        extra_body={"vector_store_ids": ["vs_1"]})
+    chunks = [c async for c in stream]
+    assert [r["file_id"] for r in chunks[0].model_extra["search_results"]] == ["file-1", "file-2"]
+    assert all("search_results" not in (c.model_extra or {}) for c in chunks[1:])
+    last = chunks[-1]
+    assert last.choices[0].finish_reason == "stop"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    [cited] = last.model_extra["citations"]
+    assert (cited["file_id"], cited["cited_by"], cited["positions"]) == ("file-2", "attribution", [text.index(".")])
 
 
 async def test_responses_file_search_maps_markers_to_file_citations(client, parts) -> None:
@@ -181,18 +260,29 @@ async def test_responses_file_search_maps_markers_to_file_citations(client, part
     assert [(a.type, a.file_id, a.index) for a in notes] == [("file_citation", "file-1", 20),
                                                              ("file_citation", "file-2", 34)]
     generated = parts["inference"].requests[-1].chat.messages
-    assert generated[0].role == "system" and "[1] (light.md)" in generated[0].content
+    assert generated[0].role == "system" and "Source [1] (light.md)" in generated[0].content
     assert generated[1].content == "Be brief."
 
 
-async def test_responses_without_markers_cite_the_context_files(client, parts) -> None:
+async def test_responses_without_markers_cite_the_supporting_chunk(client, parts) -> None:
+    parts["inference"].reply = "It was built in 1867. I like it."
+    resp = await client.responses.create(model=FAKE_MODEL, input="When?",
+                                         tools=[{"type": "file_search", "vector_store_ids": ["vs_1"]}])
+    notes = resp.output[1].content[0].annotations
+    assert [(a.file_id, a.filename, a.index) for a in notes] == [("file-1", "light.md", 20)]
+    assert resp.output[0].results is None  # not asked for with include
     parts["inference"].reply = "Eighteen sixty-seven."
     resp = await client.responses.create(model=FAKE_MODEL, input="When?", max_output_tokens=1,
                                          tools=[{"type": "file_search", "vector_store_ids": ["vs_1"]}])
     assert resp.status == "incomplete" and resp.incomplete_details.reason == "max_output_tokens"
-    notes = resp.output[1].content[0].annotations
-    assert [a.file_id for a in notes] == ["file-1", "file-2"] and {a.index for a in notes} == {len(resp.output_text)}
-    assert resp.output[0].results is None  # not asked for with include
+    assert resp.output[1].content[0].annotations == []  # "Eighteen" is in no chunk: no citation
+    parts["inference"].reply = "Bread at six."
+    stream = await client.responses.create(model=FAKE_MODEL, input="When?", stream=True,
+                                           tools=[{"type": "file_search", "vector_store_ids": ["vs_1"]}])
+    events = [e async for e in stream]
+    added = [e.annotation for e in events if e.type == "response.output_text.annotation.added"]
+    assert [(a.file_id, a.index) for a in added] == [("file-2", 12)]
+    assert events[-1].response.output[1].content[0].annotations[0].file_id == "file-2"
 
 
 async def test_responses_stream_carries_openai_events(client, parts) -> None:
