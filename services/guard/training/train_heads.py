@@ -31,6 +31,12 @@ def load(name: str) -> list[dict]:
     return [json.loads(line) for line in (CORPUS / name).read_text().splitlines() if line.strip()]
 
 
+def injection_rows() -> list[dict]:
+    """Every injection training file: the template corpus (``build_corpus.py``), rows imported from open-source
+    red-team packages (``import_corpora.py``) and hand-written rows (see the corpus README)."""
+    return [r for path in sorted(CORPUS.glob("injection_train*.jsonl")) for r in load(path.name)]
+
+
 def embed_all(embedder: Embedder, texts: list[str]) -> np.ndarray:
     return np.stack([embedder.embed_whole(t) for t in texts])
 
@@ -75,7 +81,7 @@ def train_injection(embedder: Embedder) -> tuple:
     """Multiple-instance training at the granularity the guard scores at (sentence segments, max over them):
     every segment of a benign text is a negative; of an attack text, the whole text and its most
     attack-like segment are positives (chosen by the previous round's model)."""
-    rows = load("injection_train.jsonl")
+    rows = injection_rows()
     texts = [r["text"] for r in rows]
     labels = np.array([r["label"] for r in rows])
     whole = embed_all(embedder, texts)
@@ -152,7 +158,7 @@ def train_ngram(name: str, texts: list[str], labels: np.ndarray) -> dict:
 
 
 def train_injection_ngram() -> dict:
-    rows = load("injection_train.jsonl")
+    rows = injection_rows()
     return train_ngram("injection_ngram.npz", [r["text"] for r in rows], np.array([r["label"] for r in rows]))
 
 
@@ -166,13 +172,16 @@ def train_toxicity_ngram() -> dict:
     return train_ngram("toxicity_ngram.npz", texts, labels)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """``--injection``: only the injection heads (the toxicity corpus has not changed)."""
     print(f"injection_ngram.npz: {train_injection_ngram()}", flush=True)
-    print(f"toxicity_ngram.npz: {train_toxicity_ngram()}", flush=True)
     embedder = Embedder()
     model, meta = train_injection(embedder)
     path = save("injection_head.json", embedder, ["injection"], model.coef_, model.intercept_, meta)
-    print(f"{path.name}: {meta}")
+    print(f"{path.name}: {meta}", flush=True)
+    if "--injection" in argv:
+        return 0
+    print(f"toxicity_ngram.npz: {train_toxicity_ngram()}", flush=True)
 
     rows = load("toxicity_train.jsonl")
     x = embed_all(embedder, [r["text"] for r in rows])
@@ -190,4 +199,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))
