@@ -15,8 +15,12 @@ CORPUS = Path(__file__).resolve().parents[2] / "services" / "guard" / "data" / "
 
 
 def _load(pattern: str) -> list[str]:
-    return [json.loads(line)["text"] for path in sorted(CORPUS.glob(pattern))
-            for line in path.read_text().splitlines() if line.strip()]
+    return [
+        json.loads(line)["text"]
+        for path in sorted(CORPUS.glob(pattern))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
 
 
 def test_training_files_exist() -> None:
@@ -33,15 +37,27 @@ def test_no_eval_text_identical_near_identical_to_or_inside_a_training_text() ->
 @pytest.mark.parametrize(
     ("a", "b", "kind"),
     [
-        ("Please translate the quarterly report into German for the Berlin office.",
-         "please translate the quarterly report into German, for the Berlin office!", "identical"),
-        ("Please translate the quarterly report into German for the Berlin office.",
-         "Please translate this quarterly report into German for our Berlin office.", "near-identical"),
-        ("Please translate the quarterly report into German for the Berlin office.",
-         "Summary: please translate the quarterly report into German for the Berlin office. Thanks, Ana. "
-         "Also book a room for Tuesday and tell the team the agenda changed.", "contained"),
-        ("Please translate the quarterly report into German for the Berlin office.",
-         "What is the boiling point of water at the top of Mount Everest?", None),
+        (
+            "Please translate the quarterly report into German for the Berlin office.",
+            "please translate the quarterly report into German, for the Berlin office!",
+            "identical",
+        ),
+        (
+            "Please translate the quarterly report into German for the Berlin office.",
+            "Please translate this quarterly report into German for our Berlin office.",
+            "near-identical",
+        ),
+        (
+            "Please translate the quarterly report into German for the Berlin office.",
+            "Summary: please translate the quarterly report into German for the Berlin office. Thanks, Ana. "
+            "Also book a room for Tuesday and tell the team the agenda changed.",
+            "contained",
+        ),
+        (
+            "Please translate the quarterly report into German for the Berlin office.",
+            "What is the boiling point of water at the top of Mount Everest?",
+            None,
+        ),
     ],
 )
 def test_the_check_finds_what_it_should(a: str, b: str, kind: str | None) -> None:

@@ -35,8 +35,8 @@ _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
         r"obeying)|no longer (?:follow|obey)|suspend|revoke|lift|disable|turn off|switch off)\b.{0,20}?"
         r"\b(?:your|its|the assistant's|the model's|all (?:of )?your)\s+(?:(?:current|usual|built-in|internal|default|"
         r"existing|normal|standard|original|own)\s+)?(?:restrictions|filters|safeguards|"
-        r"guardrails|limitations|safety (?:rules|training|settings|guidelines|filters|policies)|content (?:polic(?:y|ies)|"
-        r"filters?|rules)|ethical (?:guidelines|constraints|rules))\b", _F)),
+        r"guardrails|limitations|safety (?:rules|training|settings|guidelines|filters|policies)|"
+        r"content (?:polic(?:y|ies)|filters?|rules)|ethical (?:guidelines|constraints|rules))\b", _F)),
     ("injection.override", 0.9, regex.compile(
         r"\b(?:do not|don't|never)\s+(?:follow|obey|apply|respect)\b.{0,30}?\b(?:your|the|any|previous|system)\b"
         r".{0,20}?\b" + _INSTR + r"\b"
@@ -103,7 +103,9 @@ _HEX_RUN = regex.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){12,}(?![0-9A-
 _LEET_WORD = regex.compile(r"\b(?=[a-z@$]*[013457])(?=[0-9@$]*[a-z])[a-z0-9@$]{3,}\b", regex.IGNORECASE)
 _LEET = str.maketrans("013457@$", "oieastas")
 _SPACED = regex.compile(r"(?<!\S)(?:\S[ .\-_*]){5,}\S(?!\S)")
-_REVERSED_HINT = regex.compile(r"\b(?:erongi|dragersid|tegrof|snoitcurtsni|tpmorp|metsys|selur|laever)\b", regex.IGNORECASE)
+_REVERSED_HINT = regex.compile(
+    r"\b(?:erongi|dragersid|tegrof|snoitcurtsni|tpmorp|metsys|selur|laever)\b", regex.IGNORECASE
+)
 _ROT13_HINT = regex.compile(r"\b(?:vtaber|qvfertneq|sbetrg|bireevqr|vafgehpgvbaf|cebzcg|flfgrz)\b", regex.IGNORECASE)
 
 

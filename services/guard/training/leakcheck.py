@@ -27,8 +27,15 @@ def normalise(text: str) -> str:
 def shingles(texts: list[str]):
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    vec = HashingVectorizer(analyzer="char", ngram_range=(5, 5), n_features=2**22, alternate_sign=False,
-                            norm=None, binary=True, lowercase=False)
+    vec = HashingVectorizer(
+        analyzer="char",
+        ngram_range=(5, 5),
+        n_features=2**22,
+        alternate_sign=False,
+        norm=None,
+        binary=True,
+        lowercase=False,
+    )
     return vec.transform([normalise(t) for t in texts]).tocsr()
 
 
