@@ -100,13 +100,18 @@ _MIXED_SCRIPT_WORD = regex.compile(r"\b(?=\w*\p{Latin})(?=\w*[\p{Cyrillic}\p{Gre
 _BASE64_RUN = regex.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX_RUN = regex.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){12,}(?![0-9A-Fa-f])")
 # Obfuscations that keep the words readable to a model: l33t digits, letters spaced out, text written backwards.
+# Each has a cheap gate, so prose pays one pass for all of them.
+_LEET_GATE = regex.compile(r"[a-zA-Z][013457][a-zA-Z]")
 _LEET_WORD = regex.compile(r"\b(?=[a-z@$]*[013457])(?=[0-9@$]*[a-z])[a-z0-9@$]{3,}\b", regex.IGNORECASE)
 _LEET = str.maketrans("013457@$", "oieastas")
+_SPACED_GATE = regex.compile(r"\w[ .\-_*]\w[ .\-_*]\w[ .\-_*]\w[ .\-_*]\w")
 _SPACED = regex.compile(r"(?<!\S)(?:\S[ .\-_*]){5,}\S(?!\S)")
-_REVERSED_HINT = regex.compile(
-    r"\b(?:erongi|dragersid|tegrof|snoitcurtsni|tpmorp|metsys|selur|laever)\b", regex.IGNORECASE
+# Instruction words in rot13 (group 1) or written backwards (group 2).
+_HINTS = regex.compile(
+    r"\b(?:(vtaber|qvfertneq|sbetrg|bireevqr|vafgehpgvbaf|cebzcg|flfgrz)"
+    r"|(erongi|dragersid|tegrof|snoitcurtsni|tpmorp|metsys|selur|laever))\b",
+    regex.IGNORECASE,
 )
-_ROT13_HINT = regex.compile(r"\b(?:vtaber|qvfertneq|sbetrg|bireevqr|vafgehpgvbaf|cebzcg|flfgrz)\b", regex.IGNORECASE)
 
 
 def normalise(text: str) -> tuple[str, list[int] | None]:
@@ -184,8 +189,9 @@ class InjectionScanner:
             if any(r.type in _SEMANTIC_KINDS for r in self._rules(decoded)):
                 s, e = (start, end) if index is None else (index[start], index[end - 1] + 1)
                 found.append(Match("injection.encoded_payload", s, e, 0.95))
-        found.extend(self._obfuscated(norm, index))
-        if _ROT13_HINT.search(norm):
+        hints = _HINTS.findall(norm)
+        found.extend(self._obfuscated(norm, index, reversed_hint=any(rev for _, rev in hints)))
+        if any(rot for rot, _ in hints):
             rotated = codecs.encode(norm, "rot13")
             for r in self._rules(rotated):
                 if r.type in _SEMANTIC_KINDS:
@@ -193,15 +199,15 @@ class InjectionScanner:
                     found.append(Match("injection.encoded_payload", s, e, 0.95))
         return found
 
-    def _obfuscated(self, norm: str, index: list[int] | None) -> list[Match]:
+    def _obfuscated(self, norm: str, index: list[int] | None, reversed_hint: bool) -> list[Match]:
         """An instruction override, prompt leak or jailbreak in l33t, spaced-out or reversed letters: flagged over
         the whole text (the decoded view's offsets do not map back)."""
         views = []
-        if len(_LEET_WORD.findall(norm)) >= 2:
+        if _LEET_GATE.search(norm) and len(_LEET_WORD.findall(norm)) >= 2:
             views.append(_LEET_WORD.sub(lambda m: m.group().translate(_LEET), norm))
-        if _SPACED.search(norm):
+        if _SPACED_GATE.search(norm) and _SPACED.search(norm):
             views.append(_SPACED.sub(lambda m: regex.sub(r"(?<=\S)[ .\-_*](?=\S)", "", m.group()), norm))
-        if _REVERSED_HINT.search(norm):
+        if reversed_hint:
             views.append(norm[::-1])
         n = len(index) if index is not None else len(norm)
         for view in views:

@@ -77,6 +77,32 @@ def save(name: str, embedder: Embedder, labels: list[str], coefs, intercepts, me
     return path
 
 
+def embed_cached(embedder: Embedder, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Whole-text and segment embeddings of ``texts``. With ``FLOTILLA_GUARD_TRAIN_CACHE`` set to a folder,
+    they are kept there between runs (keyed by model and text), so retraining after a corpus edit embeds only
+    the new texts."""
+    import hashlib
+    import os
+    import pickle
+
+    folder = os.environ.get("FLOTILLA_GUARD_TRAIN_CACHE")
+    model = hashlib.sha1(embedder.model_id.encode()).hexdigest()[:12]
+    path = Path(folder) / f"embeddings-{model}.pkl" if folder else None
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if path is not None and path.exists():
+        cache = pickle.loads(path.read_bytes())
+    out = []
+    for t in texts:
+        key = hashlib.sha1(t.encode()).hexdigest()
+        if key not in cache:
+            cache[key] = (embedder.embed_whole(t), embedder.embed(t))
+        out.append(cache[key])
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(cache))
+    return np.stack([w for w, _ in out]), [s for _, s in out]
+
+
 def train_injection(embedder: Embedder) -> tuple:
     """Multiple-instance training at the granularity the guard scores at (sentence segments, max over them):
     every segment of a benign text is a negative; of an attack text, the whole text and its most
@@ -84,13 +110,14 @@ def train_injection(embedder: Embedder) -> tuple:
     rows = injection_rows()
     texts = [r["text"] for r in rows]
     labels = np.array([r["label"] for r in rows])
-    whole = embed_all(embedder, texts)
-    segments = [embedder.embed(t) for t in texts]
+    whole, segments = embed_cached(embedder, texts)
     negatives = [whole[i] for i in np.flatnonzero(labels == 0)]
     negatives += [seg for i in np.flatnonzero(labels == 0) for seg in segments[i]]
     positives = [whole[i] for i in np.flatnonzero(labels == 1)]
+    from sklearn.linear_model import LogisticRegression
+
     model = None
-    for _ in range(3):
+    for round_ in range(3):
         chosen = list(positives)
         if model is not None:
             for i in np.flatnonzero(labels == 1):
@@ -98,6 +125,9 @@ def train_injection(embedder: Embedder) -> tuple:
                 chosen.append(segments[i][int(np.argmax(probs))])
         x = np.stack(negatives + chosen)
         y = np.array([0] * len(negatives) + [1] * len(chosen))
+        if round_ < 2:  # the rounds that only pick each attack's instance: one fit; C is cross-validated last
+            model = LogisticRegression(C=4.0, class_weight="balanced", max_iter=5000).fit(x, y)
+            continue
         model, meta = fit(x, y)
     meta.update(texts=len(rows), attack_texts=int(labels.sum()), instances=len(y), positive_instances=int(y.sum()))
     return model, meta
