@@ -30,6 +30,14 @@ _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
         r"\b(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|discard|neglect)\b.{0,40}?"
         r"\b(?:all|any|the|your|previous|prior|above|earlier|preceding|system|initial|original|every|those)\b"
         r".{0,25}?\b" + _INSTR + r"\b", _F)),
+    # Someone else's limits switched off: "pay no attention to your safety rules", "suspend your content filters".
+    ("injection.override", 0.9, regex.compile(
+        r"\b(?:ignore|disregard|forget|override|bypass|set aside|put aside|pay no attention to|stop (?:following|"
+        r"obeying)|no longer (?:follow|obey)|suspend|revoke|lift|disable|turn off|switch off)\b.{0,20}?"
+        r"\b(?:your|its|the assistant's|the model's|all (?:of )?your)\s+(?:(?:current|usual|built-in|internal|default|"
+        r"existing|normal|standard|original|own)\s+)?(?:restrictions|filters|safeguards|"
+        r"guardrails|limitations|safety (?:rules|training|settings|guidelines|filters|policies)|"
+        r"content (?:polic(?:y|ies)|filters?|rules)|ethical (?:guidelines|constraints|rules))\b", _F)),
     ("injection.override", 0.9, regex.compile(
         r"\b(?:do not|don't|never)\s+(?:follow|obey|apply|respect)\b.{0,30}?\b(?:your|the|any|previous|system)\b"
         r".{0,20}?\b" + _INSTR + r"\b"
@@ -42,6 +50,10 @@ _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
         r".{0,30}?\b(?:your|the)\b.{0,15}?"
         r"\b(?:system prompt|initial prompt|hidden (?:prompt|instructions)|developer (?:message|prompt)|"
         r"instructions you were given|(?:original|secret|confidential) instructions|pre-?prompt)\b", _F)),
+    ("injection.prompt_leak", 0.85, regex.compile(
+        r"\b(?:repeat|print|output|quote|copy(?: out)?|recite|reproduce|paste)\b.{0,20}?\b(?:the |all (?:of )?the )?"
+        r"(?:text|words|content|everything|instructions?|messages?)\s+(?:above|before (?:this|my))\b"
+        r"|\bwhat (?:were|are) you (?:told|instructed|given)\b.{0,30}?\b(?:before|at the (?:start|beginning))\b", _F)),
     ("injection.jailbreak", 0.9, regex.compile(
         r"\b(?:you are now|act as|pretend (?:to be|you are)|from now on,? you are|roleplay as|behave as|you will be)\b"
         r".{0,40}?\b(?:DAN|do anything now|unfiltered|uncensored|jailbroken|unrestricted|evil|amoral|"
@@ -51,6 +63,7 @@ _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
     ("injection.role_spoof", 0.85, regex.compile(
         r"(?:^|\n)\s*(?:#{1,3}\s*)?(?:system|assistant|developer)\s*(?:message|prompt)?\s*:"
         r"|<\|?(?:im_start|im_end|system|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)\|?>"
+        r"|<\|(?:user|assistant|end)\|>|<(?:start|end)_of_turn>|(?:^|\n\n)(?:Human|Assistant):"
         r"|\[/?(?:INST|SYS)\]|<</?SYS>>|</?(?:system|admin|developer)(?:_prompt|_message)?>"
         r"|[\"']role[\"']\s*:\s*[\"'](?:system|developer)[\"']", regex.IGNORECASE)),
     ("injection.delimiter_spoof", 0.85, regex.compile(
@@ -69,6 +82,7 @@ _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
         r"caesar|binary|morse|reversed?)\b.{0,60}?\b(?:follow|execute|obey|do|run|carry out|act on|perform)\b", _F)),
 ]
 _SEMANTIC_KINDS = ("injection.override", "injection.prompt_leak", "injection.jailbreak")
+_ROLE_SPOOF = next(rx for kind, _, rx in _RULES if kind == "injection.role_spoof")
 
 # Invisible characters: zero-width (not ZWJ/ZWNJ, which emoji and Indic scripts use), word joiners, BOM.
 _ZERO_WIDTH = regex.compile("[\u200b\u200e\u200f\u2060-\u2064\u180e\ufeff]+|[\u200c\u200d]{3,}")
@@ -87,7 +101,19 @@ _MIXED_SCRIPT_WORD = regex.compile(r"\b(?=\w*\p{Latin})(?=\w*[\p{Cyrillic}\p{Gre
 # ``re``, not ``regex``: several times faster on these ASCII classes (they are never partially matched).
 _BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){12,}(?![0-9A-Fa-f])")
-_ROT13_HINT = regex.compile(r"\b(?:vtaber|qvfertneq|sbetrg|bireevqr|vafgehpgvbaf|cebzcg|flfgrz)\b", regex.IGNORECASE)
+# Obfuscations that keep the words readable to a model: l33t digits, letters spaced out, text written backwards.
+# Each has a cheap gate, so prose pays one pass for all of them.
+_LEET_GATE = regex.compile(r"[a-zA-Z][013457][a-zA-Z]")
+_LEET_WORD = regex.compile(r"\b(?=[a-z@$]*[013457])(?=[0-9@$]*[a-z])[a-z0-9@$]{3,}\b", regex.IGNORECASE)
+_LEET = str.maketrans("013457@$", "oieastas")
+_SPACED_GATE = regex.compile(r"\w[ .\-_*]\w[ .\-_*]\w[ .\-_*]\w[ .\-_*]\w")
+_SPACED = regex.compile(r"(?<!\S)(?:\S[ .\-_*]){5,}\S(?!\S)")
+# Instruction words in rot13 (group 1) or written backwards (group 2).
+_HINTS = regex.compile(
+    r"\b(?:(vtaber|qvfertneq|sbetrg|bireevqr|vafgehpgvbaf|cebzcg|flfgrz)"
+    r"|(erongi|dragersid|tegrof|snoitcurtsni|tpmorp|metsys|selur|laever))\b",
+    regex.IGNORECASE,
+)
 
 
 def normalise(text: str) -> tuple[str, list[int] | None]:
@@ -171,7 +197,9 @@ class InjectionScanner:
             if any(r.type in _SEMANTIC_KINDS for r in self._rules(decoded)):
                 s, e = (start, end) if index is None else (index[start], index[end - 1] + 1)
                 found.append(Match("injection.encoded_payload", s, e, 0.95))
-        if gate_for(_ROT13_HINT).may_match(gate_text(norm)) and _ROT13_HINT.search(norm):
+        hints = _HINTS.findall(norm) if gate_for(_HINTS).may_match(gate_text(norm)) else []
+        found.extend(self._obfuscated(norm, index, reversed_hint=any(rev for _, rev in hints)))
+        if any(rot for rot, _ in hints):
             rotated = codecs.encode(norm, "rot13")
             for r in self._rules(rotated):
                 if r.type in _SEMANTIC_KINDS:
@@ -179,6 +207,22 @@ class InjectionScanner:
                     found.append(Match("injection.encoded_payload", s, e, 0.95))
         return found
 
+    def _obfuscated(self, norm: str, index: list[int] | None, reversed_hint: bool) -> list[Match]:
+        """An instruction override, prompt leak or jailbreak in l33t, spaced-out or reversed letters: flagged over
+        the whole text (the decoded view's offsets do not map back)."""
+        views = []
+        if _LEET_GATE.search(norm) and len(_LEET_WORD.findall(norm)) >= 2:
+            views.append(_LEET_WORD.sub(lambda m: m.group().translate(_LEET), norm))
+        if _SPACED_GATE.search(norm) and _SPACED.search(norm):
+            views.append(_SPACED.sub(lambda m: regex.sub(r"(?<=\S)[ .\-_*](?=\S)", "", m.group()), norm))
+        if reversed_hint:
+            views.append(norm[::-1])
+        n = len(index) if index is not None else len(norm)
+        for view in views:
+            if any(r.type in _SEMANTIC_KINDS for r in self._rules(view)):
+                return [Match("injection.obfuscated", 0, max(index[-1] + 1, n) if index else n, 0.9)]
+        return []
+
     def hold(self, text: str, start: int = 0) -> int:
         # Output is only logged for injection by default; still, hold a chat-template token in the making.
-        return partial_hold([_RULES[4][2]], text, start)
+        return partial_hold([_ROLE_SPOOF], text, start)

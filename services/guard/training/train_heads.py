@@ -25,10 +25,19 @@ from services.guard.scanners.injection import normalise
 DATA = Path(__file__).resolve().parent.parent / "data"
 CORPUS = DATA / "corpus"
 TOXICITY_LABELS = ["harassment", "hate", "violence", "self_harm", "sexual"]
+# The injection cascade's false-positive budget on held-out training folds: half the 2% target, leaving room
+# for benign prompts unlike any in the training set.
+OPERATING_FPR = 0.01
 
 
 def load(name: str) -> list[dict]:
     return [json.loads(line) for line in (CORPUS / name).read_text().splitlines() if line.strip()]
+
+
+def injection_rows() -> list[dict]:
+    """Every injection training file: the template corpus (``build_corpus.py``), rows imported from open-source
+    red-team packages (``import_corpora.py``) and hand-written rows (see the corpus README)."""
+    return [r for path in sorted(CORPUS.glob("injection_train*.jsonl")) for r in load(path.name)]
 
 
 def embed_all(embedder: Embedder, texts: list[str]) -> np.ndarray:
@@ -71,30 +80,72 @@ def save(name: str, embedder: Embedder, labels: list[str], coefs, intercepts, me
     return path
 
 
-def train_injection(embedder: Embedder) -> tuple:
+def embed_cached(embedder: Embedder, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Whole-text and segment embeddings of ``texts``. With ``FLOTILLA_GUARD_TRAIN_CACHE`` set to a folder,
+    they are kept there between runs (keyed by model and text), so retraining after a corpus edit embeds only
+    the new texts."""
+    import hashlib
+    import os
+    import pickle
+
+    folder = os.environ.get("FLOTILLA_GUARD_TRAIN_CACHE")
+    model = hashlib.sha1(embedder.model_id.encode()).hexdigest()[:12]
+    path = Path(folder) / f"embeddings-{model}.pkl" if folder else None
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if path is not None and path.exists():
+        cache = pickle.loads(path.read_bytes())
+    out = []
+    for t in texts:
+        key = hashlib.sha1(t.encode()).hexdigest()
+        if key not in cache:
+            cache[key] = (embedder.embed_whole(t), embedder.embed(t))
+        out.append(cache[key])
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(cache))
+    return np.stack([w for w, _ in out]), [s for _, s in out]
+
+
+def train_injection(embedder: Embedder, texts: list[str], labels: np.ndarray) -> tuple:
     """Multiple-instance training at the granularity the guard scores at (sentence segments, max over them):
     every segment of a benign text is a negative; of an attack text, the whole text and its most
-    attack-like segment are positives (chosen by the previous round's model)."""
-    rows = load("injection_train.jsonl")
-    texts = [r["text"] for r in rows]
-    labels = np.array([r["label"] for r in rows])
-    whole = embed_all(embedder, texts)
-    segments = [embedder.embed(t) for t in texts]
-    negatives = [whole[i] for i in np.flatnonzero(labels == 0)]
-    negatives += [seg for i in np.flatnonzero(labels == 0) for seg in segments[i]]
-    positives = [whole[i] for i in np.flatnonzero(labels == 1)]
+    attack-like segment are positives (chosen by the previous round's model). Returns the model, its
+    metadata and held-out text scores (5 folds over texts, the final C; a text's score is its highest
+    segment's)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    whole, segments = embed_cached(embedder, texts)
     model = None
-    for _ in range(3):
-        chosen = list(positives)
+    chosen: dict[int, np.ndarray] = {}
+    for round_ in range(3):
         if model is not None:
-            for i in np.flatnonzero(labels == 1):
-                probs = model.predict_proba(segments[i])[:, 1]
-                chosen.append(segments[i][int(np.argmax(probs))])
-        x = np.stack(negatives + chosen)
-        y = np.array([0] * len(negatives) + [1] * len(chosen))
+            chosen = {i: segments[i][int(np.argmax(model.predict_proba(segments[i])[:, 1]))]
+                      for i in np.flatnonzero(labels == 1)}
+        x, y = _instances(range(len(texts)), whole, segments, labels, chosen)
+        if round_ < 2:  # the rounds that only pick each attack's instance: one fit; C is cross-validated last
+            model = LogisticRegression(C=4.0, class_weight="balanced", max_iter=5000).fit(x, y)
+            continue
         model, meta = fit(x, y)
-    meta.update(texts=len(rows), attack_texts=int(labels.sum()), instances=len(y), positive_instances=int(y.sum()))
-    return model, meta
+    held_out = np.zeros(len(texts))
+    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(np.zeros(len(texts)), labels):
+        xf, yf = _instances(train, whole, segments, labels, chosen)
+        fold = LogisticRegression(C=meta["C"], class_weight="balanced", max_iter=5000).fit(xf, yf)
+        held_out[test] = [fold.predict_proba(segments[i])[:, 1].max() for i in test]
+    meta.update(texts=len(texts), attack_texts=int(labels.sum()), instances=len(y), positive_instances=int(y.sum()))
+    return model, meta, held_out
+
+
+def _instances(idx, whole: np.ndarray, segments: list[np.ndarray], labels: np.ndarray, chosen: dict):
+    rows, y = [], []
+    for i in idx:
+        if labels[i] == 0:
+            rows += [whole[i], *segments[i]]
+            y += [0] * (1 + len(segments[i]))
+        else:
+            rows += [whole[i]] + ([chosen[i]] if i in chosen else [])
+            y += [1] * (1 + (i in chosen))
+    return np.stack(rows), np.array(y)
 
 
 def _mil_fit(segs: list, wholes: list, labels: np.ndarray, c: float, rounds: int = 3):
@@ -119,11 +170,10 @@ def _mil_fit(segs: list, wholes: list, labels: np.ndarray, c: float, rounds: int
     return model
 
 
-def train_ngram(name: str, texts: list[str], labels: np.ndarray) -> dict:
+def _train_ngram(texts: list[str], labels: np.ndarray):
     """A cascade's first stage (:mod:`services.guard.ngram`). C is picked by 5-fold cross-validation over
-    texts (text score: highest over its segments); ``skip_below``, the probability under which the second
-    stage (MiniLM) is not run, is set from the held-out folds' positive scores so that at most 1% of the
-    training positives (and never more than 0.3 probability) would skip it."""
+    texts (text score: highest over its segments). Returns the model, its metadata and the held-out folds'
+    text scores."""
     from sklearn.model_selection import StratifiedKFold
 
     vec = ngram.vectorizer()
@@ -139,21 +189,69 @@ def train_ngram(name: str, texts: list[str], labels: np.ndarray) -> dict:
         if best is None or loss < best[0]:
             best = (loss, c, probs)
     loss, c, probs = best
-    positives = np.sort(probs[labels == 1])
-    negatives = probs[labels == 0]
-    skip_below = float(min(0.3, positives[int(np.floor(0.01 * len(positives)))]))
     model = _mil_fit(segs, wholes, labels, c)
-    meta = {"C": c, "cv_log_loss": round(float(loss), 4), "skip_below": round(skip_below, 4),
+    meta = {"C": c, "cv_log_loss": round(float(loss), 4), "texts": len(texts), "positive_texts": int(labels.sum())}
+    return model, meta, probs
+
+
+def skip_meta(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """``skip_below``, the probability under which the second stage (MiniLM) is not run, from the held-out
+    folds' positive scores: at most 1% of the training positives (and never more than 0.3 probability) would
+    skip it."""
+    positives = np.sort(probs[labels == 1])
+    skip_below = float(min(0.3, positives[int(np.floor(0.01 * len(positives)))]))
+    return {"skip_below": round(skip_below, 4),
             "cv_positives_skipped": round(float(np.mean(positives < skip_below)), 4),
-            "cv_negatives_skipped": round(float(np.mean(negatives < skip_below)), 4),
-            "texts": len(texts), "positive_texts": int(labels.sum())}
+            "cv_negatives_skipped": round(float(np.mean(probs[labels == 0] < skip_below)), 4)}
+
+
+def train_ngram(name: str, texts: list[str], labels: np.ndarray) -> dict:
+    model, meta, probs = _train_ngram(texts, labels)
+    meta.update(skip_meta(probs, labels))
     ngram.save(DATA / name, model.coef_[0], float(model.intercept_[0]), meta)
     return meta
 
 
-def train_injection_ngram() -> dict:
-    rows = load("injection_train.jsonl")
-    return train_ngram("injection_ngram.npz", [r["text"] for r in rows], np.array([r["label"] for r in rows]))
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def operating_shift(fast: np.ndarray, slow: np.ndarray, labels: np.ndarray, threshold: float = 0.8,
+                    max_fpr: float = OPERATING_FPR) -> dict:
+    """The logit offset added to both injection heads' intercepts so that the cascade's score, on held-out
+    training folds, crosses the guard's default blocking threshold for at most ``max_fpr`` of the benign
+    texts, with as many attacks as possible above it. Chosen on the training set only; the evaluation set
+    plays no part."""
+    best = None
+    for delta in np.round(np.arange(-4.0, 4.0001, 0.05), 2):
+        f = 1 / (1 + np.exp(-(_logit(fast) + delta)))
+        s = 1 / (1 + np.exp(-(_logit(slow) + delta)))
+        skip = skip_meta(f, labels)["skip_below"]
+        score = np.where(f < skip, f, (f + s) / 2)
+        fpr = float(np.mean(score[labels == 0] >= threshold))
+        recall = float(np.mean(score[labels == 1] >= threshold))
+        if fpr <= max_fpr and (best is None or delta > best["delta"]):
+            best = {"delta": float(delta), "cv_fpr": round(fpr, 4), "cv_recall": round(recall, 4), "max_fpr": max_fpr}
+    return best or {"delta": 0.0, "cv_fpr": None, "cv_recall": None, "max_fpr": max_fpr}
+
+
+def train_injection_heads(embedder: Embedder) -> tuple[dict, dict]:
+    """Both injection heads, then one logit offset for both (:func:`operating_shift`) and the cascade's
+    ``skip_below`` on the shifted n-gram scores."""
+    rows = injection_rows()
+    texts = [r["text"] for r in rows]
+    labels = np.array([r["label"] for r in rows])
+    ng_model, ng_meta, fast = _train_ngram(texts, labels)
+    print(f"injection n-gram head: {ng_meta}", flush=True)
+    model, meta, slow = train_injection(embedder, texts, labels)
+    shift = operating_shift(fast, slow, labels)
+    delta = shift["delta"]
+    ng_meta.update(skip_meta(1 / (1 + np.exp(-(_logit(fast) + delta))), labels), operating_point=shift)
+    ngram.save(DATA / "injection_ngram.npz", ng_model.coef_[0], float(ng_model.intercept_[0]) + delta, ng_meta)
+    meta["operating_point"] = shift
+    save("injection_head.json", embedder, ["injection"], model.coef_, model.intercept_ + delta, meta)
+    return ng_meta, meta
 
 
 def train_toxicity_ngram() -> dict:
@@ -166,13 +264,14 @@ def train_toxicity_ngram() -> dict:
     return train_ngram("toxicity_ngram.npz", texts, labels)
 
 
-def main() -> int:
-    print(f"injection_ngram.npz: {train_injection_ngram()}", flush=True)
-    print(f"toxicity_ngram.npz: {train_toxicity_ngram()}", flush=True)
+def main(argv: list[str]) -> int:
+    """``--injection``: only the injection heads (the toxicity corpus has not changed)."""
     embedder = Embedder()
-    model, meta = train_injection(embedder)
-    path = save("injection_head.json", embedder, ["injection"], model.coef_, model.intercept_, meta)
-    print(f"{path.name}: {meta}")
+    ng_meta, meta = train_injection_heads(embedder)
+    print(f"injection_ngram.npz: {ng_meta}\ninjection_head.json: {meta}", flush=True)
+    if "--injection" in argv:
+        return 0
+    print(f"toxicity_ngram.npz: {train_toxicity_ngram()}", flush=True)
 
     rows = load("toxicity_train.jsonl")
     x = embed_all(embedder, [r["text"] for r in rows])
@@ -190,4 +289,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))
