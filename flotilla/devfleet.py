@@ -9,7 +9,6 @@ gRPC health check answers SERVING over mTLS and the gateway reports ready.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -29,7 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from flotilla.migrate import migrate
 from flotilla.processes import stop_group
-from flotilla.tls import TLSFiles, ensure_dev_certs, secure_channel
+from flotilla.tls import TLSFiles, channel_credentials, ensure_dev_certs
 
 log = logging.getLogger(__name__)
 
@@ -248,44 +247,37 @@ class DevFleet:
         return next(port for n, _, port in self.config.processes() if n == name)
 
     def _wait_grpc_healthy(self, names: list[str], ports: dict[str, int] | None = None) -> None:
+        """Block until each named gRPC service answers SERVING on its health check.
+
+        Uses gRPC's synchronous API on purpose: this runs both outside any event loop (fleet start-up) and
+        inside a test's running loop, and a ``grpc.aio`` channel would have to run on a throwaway event loop
+        (``asyncio.run``, in a thread when a loop is already running). gRPC's asyncio poller is shared by the
+        whole process, and binding it to short-lived loops beside the test session's loop made later
+        in-process ``grpc.aio`` calls hang in CI."""
         ports = ports or {n: self.port_of(n) for n in names}
-
-        async def check_all() -> None:
-            deadline = time.monotonic() + self.config.startup_timeout_s
-            pending = set(names)
-            channels = {
-                n: secure_channel(f"{self.config.host}:{ports[n]}", self.certs["gateway"])
-                for n in names
-            }
-            try:
-                while pending:
-                    self._check_alive()
-                    for n in list(pending):
-                        try:
-                            resp = await health_pb2_grpc.HealthStub(channels[n]).Check(
-                                health_pb2.HealthCheckRequest(), timeout=1.0
-                            )
-                            if resp.status == health_pb2.HealthCheckResponse.SERVING:
-                                pending.discard(n)
-                        except grpc.aio.AioRpcError:
-                            pass
-                    if pending and time.monotonic() > deadline:
-                        raise FleetError(
-                            f"not healthy after {self.config.startup_timeout_s:.0f}s: {sorted(pending)}"
-                        )
-                    if pending:
-                        await asyncio.sleep(0.5)
-            finally:
-                for ch in channels.values():
-                    await ch.close()
-
+        credentials = channel_credentials(self.certs["gateway"])
+        deadline = time.monotonic() + self.config.startup_timeout_s
+        pending = set(names)
+        channels = {n: grpc.secure_channel(f"{self.config.host}:{ports[n]}", credentials) for n in names}
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            asyncio.run(check_all())
-            return
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # called from async code (a test)
-            pool.submit(asyncio.run, check_all()).result()
+            while pending:
+                self._check_alive()
+                for n in list(pending):
+                    try:
+                        resp = health_pb2_grpc.HealthStub(channels[n]).Check(
+                            health_pb2.HealthCheckRequest(), timeout=1.0
+                        )
+                        if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                            pending.discard(n)
+                    except grpc.RpcError:
+                        pass
+                if pending and time.monotonic() > deadline:
+                    raise FleetError(f"not healthy after {self.config.startup_timeout_s:.0f}s: {sorted(pending)}")
+                if pending:
+                    time.sleep(0.5)
+        finally:
+            for ch in channels.values():
+                ch.close()
 
     def _wait_gateway_ready(self, name: str = "gateway", port: int | None = None, path: str = "/readyz") -> None:
         url = f"http://{self.config.host}:{port or self.config.ports['gateway']}{path}"

@@ -125,8 +125,9 @@ async def test_responses_with_file_search_cite_the_file(client, store_id: str) -
 
 async def test_responses_stream_events(client, store_id: str) -> None:
     stream = await client.responses.create(
-        model=MODEL_NAME, input=[{"role": "user", "content": QUESTION}], max_output_tokens=24, stream=True,
-        tools=[{"type": "file_search", "vector_store_ids": [store_id]}],
+        model=MODEL_NAME, input=[{"role": "user", "content": QUESTION}], instructions="Answer briefly.",
+        max_output_tokens=32, temperature=0, stream=True,  # greedy: the cited answer of the test above
+        tools=[{"type": "file_search", "vector_store_ids": [store_id], "max_num_results": 2}],
     )
     events = [e async for e in stream]
     kinds = [e.type for e in events]
