@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -133,34 +134,39 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         metrics.IN_FLIGHT.labels(self.model).inc()
         try:
             params = to_vllm(sp, max_tokens, request.final_only)
-            async for output in self.engine.generate(prompt, params, engine_id):
-                for choice in output.outputs:
-                    count = len(choice.token_ids)
-                    completion_tokens += count
-                    if first and count:
-                        metrics.TTFT.labels(self.model).observe(time.perf_counter() - started)
-                        first = False
-                    if choice.finish_reason:
-                        finish_reasons.append(choice.finish_reason)
-                    delta = inference_pb2.TextDelta(
-                        index=choice.index, text=choice.text, finish_reason=choice.finish_reason or "",
-                        token_count=count, prompt_tokens=n_prompt if first_delta else 0,
-                    )
-                    first_delta = False
-                    if top_n >= 0:
-                        delta.logprobs.extend(token_logprobs(choice.token_ids, choice.logprobs, top_n, self.tokenizer))
-                    if buffered is not None:  # "auto" tools: the text is parsed once the choice ends
-                        buffered.setdefault(choice.index, []).append(choice.text)
-                        if not choice.finish_reason:
-                            delta.text = ""
-                        else:
-                            self._attach_tool_calls(delta, "".join(buffered.pop(choice.index)), request)
-                    yield inference_pb2.GenerateResponse(delta=delta)
+            # aclosing: when the caller goes away the handler stops at a yield (GeneratorExit) or an await
+            # (CancelledError); either way vLLM's generator is closed now, which aborts the request in the engine.
+            async with contextlib.aclosing(self.engine.generate(prompt, params, engine_id)) as outputs:
+                async for output in outputs:
+                    for choice in output.outputs:
+                        count = len(choice.token_ids)
+                        completion_tokens += count
+                        if first and count:
+                            metrics.TTFT.labels(self.model).observe(time.perf_counter() - started)
+                            first = False
+                        if choice.finish_reason:
+                            finish_reasons.append(choice.finish_reason)
+                        delta = inference_pb2.TextDelta(
+                            index=choice.index, text=choice.text, finish_reason=choice.finish_reason or "",
+                            token_count=count, prompt_tokens=n_prompt if first_delta else 0,
+                        )
+                        first_delta = False
+                        if top_n >= 0:
+                            delta.logprobs.extend(
+                                token_logprobs(choice.token_ids, choice.logprobs, top_n, self.tokenizer)
+                            )
+                        if buffered is not None:  # "auto" tools: the text is parsed once the choice ends
+                            buffered.setdefault(choice.index, []).append(choice.text)
+                            if not choice.finish_reason:
+                                delta.text = ""
+                            else:
+                                self._attach_tool_calls(delta, "".join(buffered.pop(choice.index)), request)
+                        yield inference_pb2.GenerateResponse(delta=delta)
             outcome = "ok"
         except (VLLMClientError, ValueError) as exc:  # vLLM's own validation of the request
             outcome = "invalid"
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):  # the caller cancelled or went away
             outcome = "cancelled"
             raise
         finally:
