@@ -23,9 +23,8 @@ and its score), so only a pool of matching chunks is scored, read through the in
 answers those by skipping through the posting lists; one disjunction of them, "at least two of ...", made it
 test every chunk with any of the lexemes, ≈2.5 ms per tier at 100k chunks), in up to three tiers:
 
-1. each two of the first ``PAIR_LEXEMES`` lexemes, up to ``text_pool`` chunks each (``PAIR_ROWS * text_pool``
-   in all when there are more than ``PAIR_ROWS`` pairs, at least 10 each). While no pair is cut at its limit,
-   this reads every chunk with two or more of those lexemes, so the list is exact down to the chunks with one;
+1. each two of the first ``PAIR_LEXEMES`` lexemes, up to ``text_pool`` chunks each and ``PAIR_ROWS * text_pool``
+   in all. While no pair is cut, this reads every chunk with two or more of those lexemes;
 2. only when a pair was cut: every lexeme (``text_pool``) and each three of the first ``TIER_LEXEMES`` (a share
    of ``text_pool``, at least 10 each), so that chunks with more lexemes are still read when common pairs
    overflow;
@@ -33,14 +32,19 @@ test every chunk with any of the lexemes, ≈2.5 ms per tier at 100k chunks), in
    alone, a share of ``text_pool`` (at least 10) each, so that a rare word (a name, a code) is not crowded
    out by a common one.
 
-What it misses: a chunk that has one of the lexemes several times and no other is read only by the third
-tier (at 100k synthetic chunks, the text list's misses against exact), and when pairs overflow, chunks that
-only common pairs and triples reach and that the index yields late. ``exact`` ranks every match with
-``ts_rank_cd`` (the benchmark's reference). The previous pool (every lexeme, each three, each two and each
-one always read: 26 index scans for five lexemes, then ``ts_rank_cd`` over up to 240 chunks) cost 7.7 ms at
-100k chunks against 3–4 ms now, with recall@5 0.90 against 0.98. Measured and left: a narrow side table of
-``(id, scope, tsv)`` for this list reads no faster (the embeddings are already TOASTed out of the heap rows;
-the time is in the posting lists and the scores, not in heap pages).
+Of the chunks the first two tiers read, ``SCORED * text_pool`` are scored, with those of the third: the ones
+read by the largest conjunction, then most often (the most lexemes), then the lower ids. So while no pair is
+cut and at most that many chunks have two lexemes, the list is exact down to the chunks with one lexeme.
+What it misses: a chunk that has one of the lexemes several times and no other is read only by the third tier
+(at 100k synthetic chunks, most of the text list's misses against exact), and when pairs overflow, chunks
+that only common pairs and triples reach and that the index yields late. ``exact`` ranks every match with
+``ts_rank_cd`` (the benchmark's reference).
+
+The previous pool (every lexeme, each three, each two and each one always read: 26 index scans for five
+lexemes, stopping at 240 chunks, then ``ts_rank_cd`` of the whole query) took 7.7 ms at 100k chunks with
+recall@5 0.90, against ~4 ms and 0.98 now (five lexemes; with eight, both ~11 ms, recall 0.79 → 0.98).
+Measured and left: a narrow side table of ``(id, scope, tsv)`` for this list reads no faster (the embeddings
+are already TOASTed out of the heap rows; the time is in the posting lists and the scores, not heap pages).
 
 Plans: both lists force custom plans (the planner sees the tenant and stores, so a small store among many
 uses the (tenant, store) index) and turn sequential scans off: up to tens of thousands of chunks the planner
@@ -56,10 +60,10 @@ import heapq
 import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 import numpy as np
@@ -77,40 +81,44 @@ LIMIT $3
 """
 
 # Full-text list: $1 tenant, $2 stores, $3 candidates, $4 file ids (NULL: any file), $5 the query's lexemes (each a
-# tsquery); the pool's tiers, each as its queries (tsquery texts, conjunctions) and the chunks each may add: $6/$7
-# each two lexemes; $8/$9 every lexeme and each three, read only when a query of the first tier was cut at its
-# limit; $10/$11 each lexeme alone, read only when the first tiers found fewer than $12 chunks. Each chunk read is
-# scored by the occurrences of the query's lexemes in it (see the module's docstring).
+# tsquery, for the score); the pool's tiers, each as its queries (tsquery texts, conjunctions) and the chunks each
+# may add: $6/$7 each two lexemes, $8 the chunks they may add in all; $9/$10 every lexeme and each three, read only
+# when the first tier was cut at a limit; $11/$12 each lexeme alone, read only when the first tiers found fewer
+# than $13 chunks; $14 how many of the chunks the first tiers found are scored (those read by the largest
+# conjunction, numnode being 2 * lexemes - 1, then most often, then the lower ids).
 _TEXT = """
 WITH pairs AS MATERIALIZED (
-    SELECT t.i, t.n, m.id, m.occurrences FROM unnest($6::text[], $7::int[]) WITH ORDINALITY AS t(q, n, i)
-    CROSS JOIN LATERAL (
-        SELECT c.id, (SELECT sum(round(10 * ts_rank_cd(c.tsv, l)))::int FROM unnest($5::tsquery[]) AS l) AS occurrences
-        FROM rag_chunks c
-        WHERE c.tsv @@ t.q::tsquery AND c.tenant_id = $1 AND c.vector_store_id = ANY($2::text[])
+    SELECT t.i, t.n, numnode(t.q) AS size, m.id, m.tsv
+    FROM unnest($6::tsquery[], $7::int[]) WITH ORDINALITY AS t(q, n, i) CROSS JOIN LATERAL (
+        SELECT c.id, c.tsv FROM rag_chunks c
+        WHERE c.tsv @@ t.q AND c.tenant_id = $1 AND c.vector_store_id = ANY($2::text[])
           AND ($4::text[] IS NULL OR c.file_id = ANY($4::text[]))
         LIMIT t.n) m
+    LIMIT $8
 ), strong AS MATERIALIZED (
-    SELECT id, occurrences FROM pairs
-    UNION
-    SELECT m.id, m.occurrences FROM unnest($8::text[], $9::int[]) AS t(q, n) CROSS JOIN LATERAL (
-        SELECT c.id, (SELECT sum(round(10 * ts_rank_cd(c.tsv, l)))::int FROM unnest($5::tsquery[]) AS l) AS occurrences
-        FROM rag_chunks c
-        WHERE c.tsv @@ t.q::tsquery AND c.tenant_id = $1 AND c.vector_store_id = ANY($2::text[])
+    SELECT id, any_value(tsv) AS tsv FROM (
+        SELECT size, id, tsv FROM pairs
+        UNION ALL
+        SELECT numnode(t.q), m.id, m.tsv FROM unnest($9::tsquery[], $10::int[]) AS t(q, n) CROSS JOIN LATERAL (
+            SELECT c.id, c.tsv FROM rag_chunks c
+            WHERE c.tsv @@ t.q AND c.tenant_id = $1 AND c.vector_store_id = ANY($2::text[])
+              AND ($4::text[] IS NULL OR c.file_id = ANY($4::text[]))
+            LIMIT t.n) m
+        WHERE (SELECT count(*) FROM pairs) >= $8 OR EXISTS (SELECT FROM pairs GROUP BY i, n HAVING count(*) >= n)
+    ) h
+    GROUP BY id ORDER BY max(size) DESC, count(*) DESC, id LIMIT $14
+), pool AS (
+    SELECT id, tsv FROM strong
+    UNION ALL
+    SELECT DISTINCT ON (m.id) m.id, m.tsv FROM unnest($11::tsquery[], $12::int[]) AS t(q, n) CROSS JOIN LATERAL (
+        SELECT c.id, c.tsv FROM rag_chunks c
+        WHERE c.tsv @@ t.q AND c.tenant_id = $1 AND c.vector_store_id = ANY($2::text[])
           AND ($4::text[] IS NULL OR c.file_id = ANY($4::text[]))
         LIMIT t.n) m
-    WHERE EXISTS (SELECT FROM pairs GROUP BY i, n HAVING count(*) >= n)
+    WHERE (SELECT count(*) FROM strong) < $13 AND m.id NOT IN (SELECT id FROM strong)
 )
-SELECT id, occurrences FROM strong
-UNION
-SELECT m.id, m.occurrences FROM unnest($10::text[], $11::int[]) AS t(q, n) CROSS JOIN LATERAL (
-    SELECT c.id, (SELECT sum(round(10 * ts_rank_cd(c.tsv, l)))::int FROM unnest($5::tsquery[]) AS l) AS occurrences
-    FROM rag_chunks c
-    WHERE c.tsv @@ t.q::tsquery AND c.tenant_id = $1 AND c.vector_store_id = ANY($2::text[])
-      AND ($4::text[] IS NULL OR c.file_id = ANY($4::text[]))
-    LIMIT t.n) m
-WHERE (SELECT count(*) FROM strong) < $12
-ORDER BY occurrences DESC, id LIMIT $3
+SELECT id, (SELECT sum(round(10 * ts_rank_cd(p.tsv, l)))::int FROM unnest($5::tsquery[]) AS l) AS occurrences
+FROM pool p ORDER BY occurrences DESC, id LIMIT $3
 """
 
 # Exact mode (the benchmark's reference): every chunk with any of the lexemes ranked.
@@ -141,6 +149,9 @@ _TEXT_SETTINGS = "BEGIN READ ONLY; SET LOCAL enable_seqscan = {seq}; SET LOCAL p
 _LEXEMES = "SELECT tsvector_to_array(to_tsvector('english', $1))"
 
 
+_Fused = tuple[list[tuple[int, float]], list[asyncpg.Record]]  # the fused top k and its rows
+
+
 @dataclass(frozen=True, slots=True)
 class RetrievedChunk:
     text: str
@@ -169,6 +180,7 @@ class RetrievalParams:
 PAIR_LEXEMES = 10  # the pool's "each two lexemes" queries pair this many of a query's lexemes (45 pairs)
 TIER_LEXEMES = 6  # the "three lexemes" tier combines this many of a query's lexemes (20 triples)
 PAIR_ROWS = 10  # the "each two lexemes" tier reads up to this many times text_pool chunks in all
+SCORED = 4  # of the chunks the first tiers read, this many times text_pool are scored
 
 
 @dataclass(frozen=True)
@@ -199,17 +211,15 @@ def text_queries(lexemes: list[str]) -> tuple[str | None, str | None, str | None
 def text_pool_queries(lexemes: list[str], pool: int) -> TextPool:
     """The pool's tiers, each a list of conjunctions (GIN answers those by skipping through the posting lists,
     where a disjunction of conjunctions makes it test every chunk with any of the lexemes) and the chunks each
-    may add: each two of the first ``PAIR_LEXEMES`` lexemes (``pool`` each, fewer when there are more than
-    ``PAIR_ROWS`` pairs: ``PAIR_ROWS * pool`` in all, at least 10 each); every lexeme (``pool``) and each three
-    of the first ``TIER_LEXEMES`` (a share of ``pool``, at least 10 each); each lexeme alone (a share of
-    ``pool``, at least 10 each)."""
+    may add: each two of the first ``PAIR_LEXEMES`` lexemes (``pool`` each; the statement stops the tier at
+    ``PAIR_ROWS * pool`` chunks in all); every lexeme (``pool``) and each three of the first ``TIER_LEXEMES`` (a
+    share of ``pool``, at least 10 each); each lexeme alone (a share of ``pool``, at least 10 each)."""
     ops = list(dict.fromkeys(_lexeme(lex) for lex in lexemes if lex))
     pairs = [" & ".join(c) for c in itertools.combinations(ops[:PAIR_LEXEMES], 2)]
     triples = [" & ".join(c) for c in itertools.combinations(ops[:TIER_LEXEMES], 3)] if len(ops) > 3 else []
     every = [" & ".join(ops)] if len(ops) > 2 else []
-    pair_limit = max(min(pool, PAIR_ROWS * pool // max(len(pairs), 1)), 10)
     return TextPool(
-        pairs=(pairs, [pair_limit] * len(pairs)),
+        pairs=(pairs, [pool] * len(pairs)),
         triples=(every + triples, [pool] * len(every) + [max(pool // max(len(triples), 1), 10)] * len(triples)),
         singles=(ops, [max(pool // max(len(ops), 1), 10)] * len(ops)),
     )
@@ -244,14 +254,31 @@ async def retrieve(
         return []
     vec = query_vector.astype(float).tolist() if query_vector is not None and p.mode != "text" else None
     candidates = max(p.candidates, 4 * k)
-    lists = await asyncio.gather(
-        _vector_list(pool, tenant_id, store_ids, candidates, vec, p, file_ids),
-        _text_list(pool, tenant_id, query, store_ids, candidates, p, file_ids),
-    )
-    fused = fuse(lists, p.rrf_k, k)
-    if not fused:
+    lists: list[list[int] | None] = [None, None]
+
+    async def run(slot: int, ids: Callable[[asyncpg.Connection], Awaitable[list[int]]] | None) -> _Fused | None:
+        """One list on a pooled connection; the list that finishes last fuses both and reads the fused top k on
+        its connection (one pool round trip less; with a pool of one connection the lists run in turn)."""
+        if ids is None:
+            lists[slot] = []
+            return None
+        async with pool.acquire() as conn:
+            lists[slot] = await ids(conn)
+            if lists[1 - slot] is None:
+                return None
+            fused = fuse([lst or [] for lst in lists], p.rrf_k, k)
+            return fused, (await conn.fetch(_DETAILS, [i for i, _ in fused], vec) if fused else [])
+
+    done = [r for r in await asyncio.gather(
+        run(0, None if vec is None else lambda conn: _vector_list(conn, tenant_id, store_ids, candidates, vec, p,
+                                                                  file_ids)),
+        run(1, None if p.mode == "vector" else lambda conn: _text_list(conn, tenant_id, query, store_ids, candidates,
+                                                                       p, file_ids)),
+    ) if r is not None]
+    if not done:
         return []
-    rows = {r["id"]: r for r in await pool.fetch(_DETAILS, [i for i, _ in fused], vec)}
+    fused, records = done[0]
+    rows = {r["id"]: r for r in records}
     return [
         RetrievedChunk(
             text=r["text"],
@@ -318,13 +345,11 @@ def _vector_settings(p: RetrievalParams) -> str:
 
 
 async def _vector_list(
-    pool: asyncpg.Pool, tenant_id: str, store_ids: list[str], candidates: int, vec: list[float] | None,
+    conn: asyncpg.Connection, tenant_id: str, store_ids: list[str], candidates: int, vec: list[float],
     p: RetrievalParams, file_ids: list[str] | None, explain: bool = False,
-) -> list[int] | str:
-    """Chunk ids by distance to the query vector (ties: lower id first); no vector: none."""
-    if vec is None:
-        return [] if not explain else ""
-    async with pool.acquire() as conn, _Transaction(conn, _vector_settings(p)):
+) -> Any:
+    """Chunk ids by distance to the query vector (ties: lower id first); ``explain``: the plan."""
+    async with _Transaction(conn, _vector_settings(p)):
         if explain:
             return await _plan(conn, _VECTOR, tenant_id, store_ids, candidates, vec, file_ids)
         rows = await conn.fetch(_VECTOR, tenant_id, store_ids, candidates, vec, file_ids)
@@ -332,28 +357,26 @@ async def _vector_list(
 
 
 async def _text_list(
-    pool: asyncpg.Pool, tenant_id: str, query: str, store_ids: list[str], candidates: int, p: RetrievalParams,
-    file_ids: list[str] | None, explain: bool = False,
-) -> list[int] | str:
+    conn: asyncpg.Connection, tenant_id: str, query: str, store_ids: list[str], candidates: int,
+    p: RetrievalParams, file_ids: list[str] | None, explain: bool = False,
+) -> Any:
     """Chunk ids by ``ts_rank_cd`` over any of the query's lexemes (ties: lower id first), ranked over the pool
-    (exact mode: over every match); vector mode: none."""
-    if p.mode == "vector":
+    (exact mode: over every match); ``explain``: the plan (none without lexemes)."""
+    lexemes = await conn.fetchval(_LEXEMES, query)
+    rank_q = text_queries(lexemes)[0]
+    if rank_q is None:
         return [] if not explain else ""
-    async with pool.acquire() as conn:
-        lexemes = await conn.fetchval(_LEXEMES, query)
-        rank_q = text_queries(lexemes)[0]
-        if rank_q is None:
-            return [] if not explain else ""
-        if p.exact:
-            sql, args = _TEXT_EXACT, (rank_q,)
-        else:
-            pool_size = max(p.text_pool, 1)
-            tiers = text_pool_queries(lexemes, pool_size)
-            sql, args = _TEXT, (tiers.singles[0], *tiers.pairs, *tiers.triples, *tiers.singles, pool_size)
-        async with _Transaction(conn, _TEXT_SETTINGS.format(seq="on" if p.exact else "off")):
-            if explain:
-                return await _plan(conn, sql, tenant_id, store_ids, candidates, file_ids, *args)
-            rows = await conn.fetch(sql, tenant_id, store_ids, candidates, file_ids, *args)
+    if p.exact:
+        sql, args = _TEXT_EXACT, (rank_q,)
+    else:
+        pool_size = max(p.text_pool, 1)
+        tiers = text_pool_queries(lexemes, pool_size)
+        sql, args = _TEXT, (tiers.singles[0], *tiers.pairs, PAIR_ROWS * pool_size, *tiers.triples, *tiers.singles,
+                            pool_size, SCORED * pool_size)
+    async with _Transaction(conn, _TEXT_SETTINGS.format(seq="on" if p.exact else "off")):
+        if explain:
+            return await _plan(conn, sql, tenant_id, store_ids, candidates, file_ids, *args)
+        rows = await conn.fetch(sql, tenant_id, store_ids, candidates, file_ids, *args)
     return [r["id"] for r in rows]
 
 
@@ -369,8 +392,10 @@ async def explain(
     p = params or RetrievalParams()
     vec = query_vector.astype(float).tolist() if query_vector is not None and p.mode != "text" else None
     candidates = max(p.candidates, 4 * k)
-    plans = [
-        await _vector_list(pool, tenant_id, store_ids, candidates, vec, p, None, explain=True),
-        await _text_list(pool, tenant_id, query, store_ids, candidates, p, None, explain=True),
-    ]
+    async with pool.acquire() as conn:
+        plans = [
+            await _vector_list(conn, tenant_id, store_ids, candidates, vec, p, None, explain=True) if vec else "",
+            await _text_list(conn, tenant_id, query, store_ids, candidates, p, None, explain=True)
+            if p.mode != "vector" else "",
+        ]
     return "\n".join(str(plan) for plan in plans if plan)

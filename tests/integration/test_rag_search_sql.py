@@ -176,7 +176,7 @@ def test_text_pool_queries_tiers() -> None:
           "'a' & 'b' & 'c'", "'a' & 'b' & 'd'", "'a' & 'c' & 'd'", "'b' & 'c' & 'd'"], [120] + [30] * 4),
         (["'a'", "'b'", "'c'", "'d'"], [30] * 4))  # each one
     pool = text_pool_queries([f"w{i}" for i in range(12)], 120)  # pairs of the first 10, triples of the first 6
-    assert len(pool.pairs[0]) == 45 and pool.pairs[1] == [26] * 45  # PAIR_ROWS * 120 rows in all
+    assert len(pool.pairs[0]) == 45 and pool.pairs[1] == [120] * 45
     assert len(pool.triples[0]) == 1 + 20 and pool.triples[1] == [120] + [10] * 20
     assert pool.singles[1] == [10] * 12
 
