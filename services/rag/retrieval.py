@@ -172,7 +172,7 @@ class RetrievalParams:
     candidates: int = 50
     ef_search: int = 100
     score_threshold: float = 0.0
-    text_pool: int = 120  # matching chunks ranked for the full-text list (see the module's docstring)
+    text_pool: int = 120  # the full-text pool: chunks per index conjunction (see the module's docstring)
     mode: Literal["hybrid", "vector", "text"] = "hybrid"  # the lists to fuse (the benchmark measures each)
     exact: bool = False  # sequential-scan vector search and every text match ranked: the reference ranking
 
