@@ -5,8 +5,8 @@ The two lists are two statements run concurrently on two pooled connections (wit
 search costs about the slower list, not their sum); both are scoped to the tenant, the named stores and
 (when attribute filters are given) the files whose attributes match, and each is cut at ``candidates``.
 A chunk's fused score is ``sum 1/(rrf_k + rank)`` over the lists it appears in, normalised so that first
-place in both lists is 1.0 (ties: lower chunk id first; the sums are compared exactly, in integers); a third
-statement reads the fused top ``k``.
+place in both lists is 1.0 (ties: lower chunk id first; the sums are compared exactly, in integers). The list
+that finishes last fuses both and reads the fused top ``k`` with a third statement on its own connection.
 
 Vector list: ``hnsw.ef_search`` is raised for the query (pgvector's default of 40 loses recall) and
 ``hnsw.iterative_scan`` keeps scanning the graph until enough chunks pass the tenant/store filter.
@@ -41,10 +41,11 @@ that only common pairs and triples reach and that the index yields late. ``exact
 ``ts_rank_cd`` (the benchmark's reference).
 
 The previous pool (every lexeme, each three, each two and each one always read: 26 index scans for five
-lexemes, stopping at 240 chunks, then ``ts_rank_cd`` of the whole query) took 7.7 ms at 100k chunks with
-recall@5 0.90, against ~4 ms and 0.98 now (five lexemes; with eight, both ~11 ms, recall 0.79 → 0.98).
-Measured and left: a narrow side table of ``(id, scope, tsv)`` for this list reads no faster (the embeddings
-are already TOASTed out of the heap rows; the time is in the posting lists and the scores, not heap pages).
+lexemes, stopping at 240 chunks, then ``ts_rank_cd`` of the whole query) cost 9.3 ms a search at 100k chunks
+against 5.4 ms now (interleaved on a quiet machine, round trips included), recall@5 0.90 → 0.98; with eight
+lexemes both cost ~11 ms, recall@5 0.78 → 0.96. Measured and left: a narrow side table of ``(id, scope,
+tsv)`` for this list reads no faster (the embeddings are already TOASTed out of the heap rows; the time is in
+the posting lists and the scores, not heap pages).
 
 Plans: both lists force custom plans (the planner sees the tenant and stores, so a small store among many
 uses the (tenant, store) index) and turn sequential scans off: up to tens of thousands of chunks the planner
