@@ -41,11 +41,11 @@ that only common pairs and triples reach and that the index yields late. ``exact
 ``ts_rank_cd`` (the benchmark's reference).
 
 The previous pool (every lexeme, each three, each two and each one always read: 26 index scans for five
-lexemes, stopping at 240 chunks, then ``ts_rank_cd`` of the whole query) cost 9.3 ms a search at 100k chunks
-against 5.4 ms now (interleaved on a quiet machine, round trips included), recall@5 0.90 → 0.98; with eight
-lexemes both cost ~11 ms, recall@5 0.78 → 0.96. Measured and left: a narrow side table of ``(id, scope,
-tsv)`` for this list reads no faster (the embeddings are already TOASTed out of the heap rows; the time is in
-the posting lists and the scores, not heap pages).
+lexemes, stopping at 240 chunks, then ``ts_rank_cd`` of the whole query) cost 9.7 ms a search at 100k chunks
+against 5.9 ms now (interleaved runs, round trips included), recall@5 0.91 → 0.97; with eight lexemes it was
+cheaper, 13.4 against 14.6 ms, but recall@5 was 0.79 against 0.98. Measured and left: a narrow side table
+of ``(id, scope, tsv)`` for this list reads no faster (the embeddings are already TOASTed out of the heap rows;
+the time is in the posting lists and the scores, not heap pages).
 
 Plans: both lists force custom plans (the planner sees the tenant and stores, so a small store among many
 uses the (tenant, store) index) and turn sequential scans off: up to tens of thousands of chunks the planner
