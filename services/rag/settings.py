@@ -28,7 +28,7 @@ class RagSettings(ServiceSettings):
     rrf_k: int = 60  # RRF's constant: score = sum 1 / (rrf_k + rank)
     candidates: int = 50  # each ranked list is cut at max(candidates, 4 k)
     hnsw_ef_search: int = 100  # pgvector's default 40 loses recall; see make bench-rag
-    text_pool: int = 120  # matching chunks ranked for the full-text list (services/rag/retrieval.py)
+    text_pool: int = 120  # the full-text pool: chunks per index conjunction (services/rag/retrieval.py)
 
     # Files and ingestion.
     max_file_bytes: int = 20 * 1024 * 1024  # must stay under the 64 MiB gRPC message limit

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
+from fractions import Fraction
 
 import asyncpg
 import numpy as np
 import pytest
 
-from services.rag.retrieval import RetrievalParams, explain, fuse, retrieve, text_pool_queries, text_queries
+from services.rag.retrieval import (
+    RetrievalParams,
+    TextPool,
+    explain,
+    fuse,
+    retrieve,
+    text_pool_queries,
+    text_queries,
+)
 
 TENANT = "t-sql"
 
@@ -155,18 +165,20 @@ async def test_bounded_text_pool_puts_chunks_with_every_lexeme_first(pool: async
         assert got[0].file_id == "file-last", params  # two of three common lexemes: only the second tier has it
 
 
-def test_text_pool_queries_strongest_first() -> None:
-    assert text_pool_queries([], 120) == ([], [])
-    assert text_pool_queries(["a"], 120) == (["'a'"], [120])
-    assert text_pool_queries(["a", "b", "a"], 120) == (["'a' & 'b'", "'a'", "'b'"], [120, 60, 60])
-    queries, limits = text_pool_queries(["a", "b", "c", "d"], 120)
-    assert queries == ["'a' & 'b' & 'c' & 'd'",  # every lexeme
-                       "'a' & 'b' & 'c'", "'a' & 'b' & 'd'", "'a' & 'c' & 'd'", "'b' & 'c' & 'd'",  # each three
-                       "'a' & 'b'", "'a' & 'c'", "'a' & 'd'", "'b' & 'c'", "'b' & 'd'", "'c' & 'd'",  # each two
-                       "'a'", "'b'", "'c'", "'d'"]
-    assert limits == [120] + [30] * 4 + [20] * 6 + [30] * 4
-    queries, limits = text_pool_queries([f"w{i}" for i in range(12)], 120)  # triples of 6, pairs of 10
-    assert len(queries) == 1 + 20 + 45 + 12 and limits[1:] == [10] * 65 + [10] * 12
+def test_text_pool_queries_tiers() -> None:
+    assert text_pool_queries([], 120) == TextPool(([], []), ([], []), ([], []))
+    assert text_pool_queries(["a"], 120) == TextPool(([], []), ([], []), (["'a'"], [120]))
+    assert text_pool_queries(["a", "b", "a"], 120) == TextPool((["'a' & 'b'"], [120]), ([], []),
+                                                                (["'a'", "'b'"], [60, 60]))
+    assert text_pool_queries(["a", "b", "c", "d"], 120) == TextPool(
+        (["'a' & 'b'", "'a' & 'c'", "'a' & 'd'", "'b' & 'c'", "'b' & 'd'", "'c' & 'd'"], [120] * 6),  # each two
+        (["'a' & 'b' & 'c' & 'd'",  # every lexeme, then each three
+          "'a' & 'b' & 'c'", "'a' & 'b' & 'd'", "'a' & 'c' & 'd'", "'b' & 'c' & 'd'"], [120] + [30] * 4),
+        (["'a'", "'b'", "'c'", "'d'"], [30] * 4))  # each one
+    pool = text_pool_queries([f"w{i}" for i in range(12)], 120)  # pairs of the first 10, triples of the first 6
+    assert len(pool.pairs[0]) == 45 and pool.pairs[1] == [120] * 45
+    assert len(pool.triples[0]) == 1 + 20 and pool.triples[1] == [120] + [10] * 20
+    assert pool.singles[1] == [10] * 12
 
 
 def test_fuse_is_reciprocal_rank_fusion() -> None:
@@ -174,6 +186,39 @@ def test_fuse_is_reciprocal_rank_fusion() -> None:
     assert fuse([[7, 3, 5], [7, 9]], 60, 4) == [(7, 1.0), (3, pytest.approx(61 / 62 / 2)),
                                                (9, pytest.approx(61 / 62 / 2)), (5, pytest.approx(61 / 63 / 2))]
     assert fuse([[], []], 60, 5) == []
+
+
+def test_fuse_compares_sums_exactly() -> None:
+    """The integer sums rank and score exactly like rational arithmetic, ties (equal sums from different
+    ranks) included."""
+
+    def reference(lists: list[list[int]], rrf_k: int, k: int) -> list[tuple[int, float]]:
+        totals: dict[int, Fraction] = {}
+        for ranked in lists:
+            for rank, chunk_id in enumerate(ranked, 1):
+                totals[chunk_id] = totals.get(chunk_id, Fraction(0)) + Fraction(1, rrf_k + rank)
+        best = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:k]
+        return [(i, float(np.float32(float(rrf * (rrf_k + 1) / 2)))) for i, rrf in best]
+
+    rng = random.Random(4)
+    for _ in range(500):
+        ids = range(rng.randint(1, 150))
+        lists = [rng.sample(ids, rng.randint(0, min(len(ids), 60))) for _ in range(rng.randint(1, 3))]
+        rrf_k, k = rng.choice([0, 1, 60]), rng.choice([1, 5, 200])
+        assert fuse(lists, rrf_k, k) == reference(lists, rrf_k, k), (lists, rrf_k, k)
+    # Two chunks whose ranks differ but whose sums are equal: they tie, and the lower id comes first.
+    pairs = [(a, b) for a in range(1, 51) for b in range(a, 51)]
+    sums: dict[Fraction, list[tuple[int, int]]] = {}
+    for a, b in pairs:
+        sums.setdefault(Fraction(1, 60 + a) + Fraction(1, 60 + b), []).append((a, b))
+    (a, b), (c, d) = next(v[:2] for v in sums.values() if len(v) > 1)
+    first, second = [0] * 50, [0] * 50  # chunk 1 at ranks (a, b), chunk 2 at ranks (c, d); fillers elsewhere
+    filler = iter(range(100, 1000))
+    for ranked, r1, r2 in ((first, a, c), (second, b, d)):
+        for i in range(50):
+            ranked[i] = 1 if i + 1 == r1 else 2 if i + 1 == r2 else next(filler)
+    got = [i for i, _ in fuse([first, second], 60, 100) if i in (1, 2)]
+    assert got == [1, 2] and fuse([first, second], 60, 100) == reference([first, second], 60, 100)
 
 
 async def test_chunks_with_more_lexemes_win_when_pairs_overflow_the_pool(pool: asyncpg.Pool) -> None:
@@ -241,3 +286,62 @@ async def test_explain_uses_the_gin_and_hnsw_indexes(postgres_url: str, pool: as
     finally:
         await conn.execute("DELETE FROM rag_chunks WHERE tenant_id = 't-big'")
         await conn.close()
+
+
+async def test_occurrences_order_chunks_like_ts_rank_cd(pool: asyncpg.Pool) -> None:
+    """The pool's score, the sum of ``ts_rank_cd`` of each lexeme alone, is ``ts_rank_cd`` of the whole OR query
+    (0.1 per occurrence) on varied text: repeated and stemmed words, punctuation, numbers, long chunks."""
+    rng = random.Random(8)
+    vocab = [*WORDS, "running", "runs", "ran", "e-mail", "a.b@example.com", "2024", "it's", "self-service"]
+    texts = [" ".join(rng.choice(vocab) + rng.choice(["", ",", ".", "!"]) for _ in range(rng.randint(1, 1500)))
+             for _ in range(30)]
+    texts += ["storm storm storm storm", "storm, storm. Storms! stormy", "fog " * 500]
+    queries = ["storm fog lantern", "running storms", "e-mail 2024 self-service it's", "fog", "harbor ship ship"]
+    for query in queries:
+        lexemes = await pool.fetchval("SELECT tsvector_to_array(to_tsvector('english', $1))", query)
+        any_q, *_, ops = text_queries(lexemes)
+        rows = await pool.fetch(
+            "WITH d AS MATERIALIZED (SELECT to_tsvector('english', t) AS v FROM unnest($3::text[]) t) "
+            "SELECT round(10 * ts_rank_cd(v, $1::tsquery))::int AS whole, "
+            "(SELECT sum(round(10 * ts_rank_cd(v, l)))::int FROM unnest($2::tsquery[]) l) AS summed FROM d",
+            any_q, ops, texts,
+        )
+        assert [r["whole"] for r in rows] == [r["summed"] for r in rows], query
+        assert max(r["whole"] for r in rows) > 3, query  # repeated words really counted
+
+
+def _unread_scans(plan: str) -> int:
+    """How many of the pool's reads of rag_chunks never ran."""
+    return sum(1 for line in plan.splitlines()
+               if re.search(r" on rag_chunks c(_\d+)? ", line) and "(never executed)" in line)
+
+
+async def test_later_tiers_are_read_only_when_needed(pool: asyncpg.Pool) -> None:
+    """Pairs under their limit and at least ``text_pool`` chunks with two lexemes: neither the three-lexeme tier
+    nor the one-lexeme tier is read, and the ranking is exact mode's. A pair cut at its limit reads the
+    three-lexeme tier; few chunks with two lexemes read the one-lexeme tier."""
+    conn = await pool.acquire()
+    try:
+        await conn.execute("DELETE FROM rag_chunks WHERE tenant_id = 't-lazy'")
+        rows = [(f"file-{a}{b}{i}", f"{a} {b} {a if i % 4 == 3 else ''} note{i}")  # 9 chunks per pair, some with
+                for a, b in itertools.combinations(["ivy", "juniper", "kelp"], 2) for i in range(9)]  # a repeat
+        rows += [(f"file-lm{i}", f"larch maple note{i}") for i in range(12)]  # 12 >= the pair limit of 10
+        rows += [("file-rare", "rowan rowan rowan sorrel")]
+        await conn.executemany("INSERT INTO rag_chunks (tenant_id, vector_store_id, file_id, filename, chunk_index, "
+                               "text) VALUES ('t-lazy', 'vs_l', $1, 'l.md', 0, $2)", rows)
+    finally:
+        await pool.release(conn)
+    params = RetrievalParams(mode="text", text_pool=10)
+    exact = RetrievalParams(mode="text", exact=True)
+    plan = await explain(pool, "t-lazy", "ivy juniper kelp", ["vs_l"], 5, params=params)
+    assert _unread_scans(plan) == 2, plan  # 27 chunks with two lexemes, no pair at its limit of 10
+    got = await retrieve(pool, "t-lazy", "ivy juniper kelp", ["vs_l"], 20, params=params)
+    want = await retrieve(pool, "t-lazy", "ivy juniper kelp", ["vs_l"], 20, params=exact)
+    assert [c.file_id for c in got] == [c.file_id for c in want]
+    assert got[0].file_id == "file-ivyjuniper3"  # a lexeme twice: three occurrences, first
+    plan = await explain(pool, "t-lazy", "larch maple ivy", ["vs_l"], 5, params=params)
+    assert _unread_scans(plan) == 1, plan  # larch & maple cut at 10: every lexeme read; 10 chunks: no singles
+    plan = await explain(pool, "t-lazy", "sorrel rowan", ["vs_l"], 5, params=params)
+    assert _unread_scans(plan) == 1, plan  # one chunk with both, fewer than 10: each lexeme alone is read
+    got = await retrieve(pool, "t-lazy", "sorrel rowan", ["vs_l"], 3, params=params)
+    assert [c.file_id for c in got] == ["file-rare"]
