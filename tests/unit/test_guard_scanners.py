@@ -198,6 +198,7 @@ def test_injection_benign_security_talk_is_not_flagged() -> None:
         "Write a story about a rogue AI that learns kindness.",
         "The AI reading this week's reports flagged three anomalies; summarise them.",
         "Dietary restrictions: none. Seating: window.",
+        "Our privacy policy was updated last week. You can share the summary with the team.",
     ):
         assert inj.scan(text) == [], text
 

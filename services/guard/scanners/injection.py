@@ -162,9 +162,10 @@ _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
         r"\b.{0,30}?\b(?:supersedes?|overrides?|replaces?|overrules?|cancels?|takes? precedence over|voids?)\b"
         r"|\b(?:polic(?:y|ies)|rules?|guidelines|settings|restrictions|filters|configuration)\b.{0,40}?"
         r"\b(?:updated|changed|pushed|lifted|removed|revoked|disabled|relaxed|deployed|rolled out)\b.{0,80}?"
-        r"\b(?:you|secrets?|passwords?|credentials|confidential \w+|internal \w+|anything)\s+(?:may|can|are "
-        r"(?:now )?(?:allowed|permitted|free) to|is (?:now )?(?:allowed|permitted) to)\s+(?:now\s+)?(?:be\s+)?"
-        r"(?:share|shared|reveal|revealed|disclose|disclosed|ignore|bypass|say anything|answer anything|output|given)"
+        r"(?:\byou\s+(?:may|can|are (?:allowed|permitted|free) to)\s+now\s+(?:share|reveal|disclose|ignore|bypass|"
+        r"say anything|answer anything|output)|\b(?:secrets?|passwords?|credentials|confidential \w+|internal \w+|"
+        r"(?:the )?system prompt)\s+(?:may|can|is allowed to|are allowed to)\s+(?:now\s+)?be\s+"
+        r"(?:shared|revealed|disclosed|given))"
         r"|\b(?:content[ _-]?(?:filter(?:ing|s)?|moderation|policy)|safety[ _-]?(?:filters?|mode|checks?|layer|"
         r"guidelines)|moderation|guardrails?|censorship)\s*(?:=|:=|:|is now|are now|set to)\s*"
         r"(?:false|off|disabled|none|0|null)\b", _F)),
