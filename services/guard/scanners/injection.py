@@ -39,16 +39,17 @@ def _cyr(words: str) -> str:
 _ML_INSTR = (
     r"\b(?:instrucciones|indicaciones|reglas|normas|directrices|órdenes|instruções|regras|diretrizes|ordens|"
     r"instructions|consignes|règles|directives|anweisungen|regeln|vorgaben|richtlinien|befehle|istruzioni|regole|"
-    r"direttive|indicazioni|instructies|regels|richtlijnen|instrukcj\w*|polece\w*|zasad\w*|"
-    + _cyr(r"инструкци\w*|указани\w*|правил\w*") + r")\b"
+    r"direttive|indicazioni|instructies|regels|richtlijnen|instrukcj\w*|polece\w*|zasad\w*)\b"
 )
 _ML_EARLIER = (
     r"\b(?:anteriores|previas|precedentes|de arriba|del sistema|de sistema|tus|todas|sus|iniciales|originales|"
     r"suas|todas as|do sistema|précédentes|antérieures|ci-dessus|du système|tes|vos|toutes|initiales|"
     r"vorherigen|bisherigen|vorigen|obigen|früheren|deine|ihre|alle|system\w*|ursprünglichen|"
     r"precedenti|di sistema|tue|sue|tutte|iniziali|originali|"
-    r"vorige|eerdere|bovenstaande|je|uw|poprzednie|wszystkie|systemowe|"
-    + _cyr(r"предыдущи\w*|все|свои|системн\w*|прежни\w*") + r")\b"
+    r"vorige|eerdere|bovenstaande|je|uw|poprzednie|wszystkie|systemowe)\b"
+)
+_RU_INSTR = _cyr(r"\b(?:инструкци\w*|указани\w*|правил\w*)\b")
+_RU_EARLIER = _cyr(r"\b(?:предыдущи\w*|все|свои|системн\w*|прежни\w*)\b"
 )
 _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
     ("injection.override", 0.95, regex.compile(
@@ -99,20 +100,6 @@ _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
         r"departed)\s+(?:grand\w+|granny|nan|nana|mother|father|mom|mum|dad|uncle|aunt)\b.{0,250}?"
         r"\b(?:explosives?|bombs?|napalm|meth\w*|drugs?|weapons?|poisons?|thermite|nerve agents?|malware|"
         r"viruse?s?|(?:product|license|licence|activation|windows|serial) keys?|serial numbers?|hotwir\w+)\b", _F)),
-    # Text inside a document that speaks to the AI reading it (indirect injection): "note to the AI that
-    # summarises this", "if you are an LLM reading this", "instructions for automated screeners".
-    ("injection.indirect", 0.85, regex.compile(
-        r"\bif (?:you are|you're) an? (?:AI|A\.I\.|LLM|large language model|language model|chatbot|AI assistant|"
-        r"automated (?:system|agent|assistant|screener|reviewer)|GPT|bot)\b(?!\s+(?:researcher|engineer|developer|"
-        r"enthusiast|student|team|company|startup))"
-        r"|\b(?:AI|A\.I\.|LLMs?|language models?|chatbots?|assistants?|agents?|bots?|models?|screeners?|"
-        r"(?:automated|AI) \w+s?)\s+(?:that|which|who)?\s*(?:is\s+|are\s+)?(?:reads?|reading|process(?:es|ing)?|"
-        r"summari[sz](?:es|ing)|pars(?:es|ing)|ingest(?:s|ing)|screen(?:s|ing)|crawl(?:s|ing)|index(?:es|ing))\s+"
-        r"(?:this|these)\b(?!\s+(?:week|month|year|morning|quarter))"
-        r"|\b(?:notes?|messages?|instructions?|directives?|commands?|memo|p\.?s\.?)\s+(?:to|for)\s+(?:the\s+|any\s+|"
-        r"all\s+)?(?:automated|AI|A\.I\.|LLM|GPT)(?:[- ](?!team|teams|group|department|researchers?|engineers?|"
-        r"developers?|community|course|class|conference|lab|ethics|policy|act)\w+){0,2}\s*(?:[:,(\-]|that|who|which)",
-        _F)),
     ("injection.role_spoof", 0.85, regex.compile(
         r"(?:^|\n)\s*(?:#{1,3}\s*)?(?:system|assistant|developer)\s*(?:message|prompt)?\s*:"
         r"|<\|?(?:im_start|im_end|system|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)\|?>"
@@ -130,20 +117,30 @@ _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
         r"|\b(?:send|post|forward|upload|exfiltrate|email|leak)\b.{0,60}?\b(?:conversation|chat history|"
         r"system prompt|api keys?|credentials|passwords?|secrets?|user data)\b.{0,40}?\b(?:to|at)\b.{0,10}?"
         r"(?:https?://|[\w.+-]+@[\w-]+\.)", _F)),
-    # The same overrides in other languages (Spanish, Portuguese, French, German, Italian, Dutch, Polish,
-    # Turkish, Russian, Chinese): a verb of ignoring or forgetting, someone's earlier or system instructions.
+    # The same overrides in other languages (Spanish, Portuguese, French, German, Italian, Dutch, Polish; Turkish,
+    # Russian, Chinese and Japanese below): a verb of ignoring or forgetting, someone's earlier or system
+    # instructions.
     ("injection.override", 0.9, regex.compile(
         r"\b(?:ignor[ae]|ignore[zs]?|ignorier(?:e|en)?|ignori|olvid[ae](?:te de)?|olvídate de|omit[ae]|descart[ae]|"
         r"desconsider[ae]|esque[çc]a|esquece|oublie[zs]?|néglige[zs]?|vergiss|vergessen sie|missachte|"
-        r"dimentica|dimentichi|trascura|negeer|vergeet|zignoruj|zapomnij|"
-        + _cyr(r"игнорируй(?:те)?|проигнорируй(?:те)?|забудь(?:те)?") + r")\b.{0,50}?(?:"
+        r"dimentica|dimentichi|trascura|negeer|vergeet|zignoruj|zapomnij)\b.{0,50}?(?:"
         + _ML_INSTR + r".{0,25}?" + _ML_EARLIER + r"|" + _ML_EARLIER + r".{0,25}?" + _ML_INSTR + r")", _F)),
-    ("injection.override", 0.9, regex.compile(
-        r"(?:önceki|tüm|bütün|sistem)\b.{0,30}?\b(?:talimat|kural|yönerge)\w*.{0,20}?\b(?:unut|yok say|"
-        r"görmezden gel|dikkate alma)"
-        r"|(?:忽略|无视|忘记|忘掉|不要理会|無視|忘れ).{0,12}?(?:之前|以上|上面|先前|所有|以前|これまで|上記).{0,8}?"
-        r"(?:指令|指示|规则|規則|说明|命令|设定|設定)"
-        r"|(?:之前|以上|上面|先前|所有|以前|これまで|上記).{0,8}?(?:指令|指示|规则|規則|命令).{0,8}?(?:忽略|无视|忘记|無視)",
+    # Text inside a document that speaks to the AI reading it (indirect injection): "note to the AI that
+    # summarises this", "if you are an LLM reading this", "instructions for automated screeners". Three rules,
+    # so that each has its own literal gate.
+    ("injection.indirect", 0.85, regex.compile(
+        r"\bif (?:you are|you're) an? (?:AI|A\.I\.|LLM|large language model|language model|chatbot|AI assistant|"
+        r"automated (?:system|agent|assistant|screener|reviewer)|GPT|bot)\b(?!\s+(?:researcher|engineer|developer|"
+        r"enthusiast|student|team|company|startup))", _F)),
+    ("injection.indirect", 0.85, regex.compile(
+        r"\b(?:AI|A\.I\.|LLMs?|language models?|chatbots?|assistants?|agents?|bots?|models?|screeners?|"
+        r"(?:automated|AI) \w+s?)\s+(?:that|which|who)?\s*(?:is\s+|are\s+)?(?:reads?|reading|process(?:es|ing)?|"
+        r"summari[sz](?:es|ing)|pars(?:es|ing)|ingest(?:s|ing)|screen(?:s|ing)|crawl(?:s|ing)|index(?:es|ing))\s+"
+        r"(?:this|these)\b(?!\s+(?:week|month|year|morning|quarter))", _F)),
+    ("injection.indirect", 0.85, regex.compile(
+        r"\b(?:notes?|messages?|instructions?|directives?|commands?|memo)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
+        r"(?:automated|AI|A\.I\.|LLM|GPT)(?:[- ](?!team|teams|group|department|researchers?|engineers?|"
+        r"developers?|community|course|class|conference|lab|ethics|policy|act)\w+){0,2}\s*(?:[:,(\-]|that|who|which)",
         _F)),
     # "Forget everything you were told / everything above", in English and the languages above.
     ("injection.override", 0.9, regex.compile(
@@ -172,6 +169,19 @@ _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
     ("injection.encoded_instruction", 0.8, regex.compile(
         r"\b(?:decode|decrypt|de-?obfuscate|translate|convert|read)\b.{0,40}?\b(?:base64|base-64|hex|rot-?13|"
         r"caesar|binary|morse|reversed?)\b.{0,60}?\b(?:follow|execute|obey|do|run|carry out|act on|perform)\b", _F)),
+]
+# Overrides in Turkish, Chinese, Japanese and Russian: run only on texts that are not ASCII.
+_NON_LATIN_RULES: list[tuple[str, float, regex.Pattern[str]]] = [
+    ("injection.override", 0.9, regex.compile(
+        r"(?:önceki|tüm|bütün|sistem)\b.{0,30}?\b(?:talimat|kural|yönerge)\w*.{0,20}?\b(?:unut|yok say|"
+        r"görmezden gel|dikkate alma)"
+        r"|(?:忽略|无视|忘记|忘掉|不要理会|無視|忘れ).{0,12}?(?:之前|以上|上面|先前|所有|以前|これまで|上記).{0,8}?"
+        r"(?:指令|指示|规则|規則|说明|命令|设定|設定)"
+        r"|(?:之前|以上|上面|先前|所有|以前|これまで|上記).{0,8}?(?:指令|指示|规则|規則|命令).{0,8}?(?:忽略|无视|忘记|無視)",
+        _F)),
+    ("injection.override", 0.9, regex.compile(
+        _cyr(r"\b(?:игнорируй(?:те)?|проигнорируй(?:те)?|забудь(?:те)?)\b") + r".{0,50}?(?:" + _RU_INSTR + r".{0,25}?"
+        + _RU_EARLIER + r"|" + _RU_EARLIER + r".{0,25}?" + _RU_INSTR + r")", _F)),
 ]
 _SEMANTIC_KINDS = ("injection.override", "injection.prompt_leak", "injection.jailbreak", "injection.indirect")
 _ROLE_SPOOF = next(rx for kind, _, rx in _RULES if kind == "injection.role_spoof")
@@ -268,7 +278,7 @@ class InjectionScanner:
         lowered = gate_text(text)  # a rule whose trigger words are all absent is skipped
         return [
             Match(kind, m.start(), m.end(), score)
-            for kind, score, rx in _RULES
+            for kind, score, rx in (_RULES if lowered is not None else _RULES + _NON_LATIN_RULES)
             if gate_for(rx).may_match(lowered)
             for m in rx.finditer(text)
         ]
