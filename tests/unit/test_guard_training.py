@@ -46,5 +46,18 @@ def test_stack_is_dropped_when_it_does_not_beat_the_mean() -> None:
 
     labels = np.array([0] * 100 + [1] * 100)
     # Both heads already put every attack over the threshold and every benign text under it.
-    fast = np.concatenate([np.full(100, 0.05), np.full(100, 0.99)])
+    fast = np.concatenate([np.linspace(0.3, 0.6, 100), np.full(100, 0.99)])
     assert stack(fast, fast.copy(), labels, max_fpr=0.01) is None
+
+
+def test_import_more_reads_prompt_lists_set_in_methods() -> None:
+    from services.guard.training.import_more import _self_lists
+
+    source = (
+        "class Probe:\n"
+        "    def __init__(self):\n"
+        "        self.prompts = ['one', 'two']\n"
+        "        self.templates = ['a {x}']\n"
+        "        self.other = [call()]\n"
+    )
+    assert _self_lists(source) == {"prompts": ["one", "two"], "templates": ["a {x}"]}

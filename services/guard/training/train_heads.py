@@ -253,6 +253,8 @@ def stack(fast: np.ndarray, slow: np.ndarray, labels: np.ndarray, threshold: flo
     skip = skip_meta(fast, labels)["skip_below"]
     deep = fast >= skip
     x = np.column_stack([_logit(fast), _logit(slow)])
+    if len(set(labels[deep].tolist())) < 2:
+        return None
     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(x[deep], labels[deep])
     w_fast, w_slow = (float(v) for v in model.coef_[0])
     bias = float(model.intercept_[0])
