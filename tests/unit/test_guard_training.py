@@ -25,3 +25,39 @@ def test_operating_shift_lowers_an_over_confident_head() -> None:
     fast = np.concatenate([np.linspace(0.5, 0.9, 100), np.full(100, 0.99)])
     shift = operating_shift(fast, fast, labels, max_fpr=0.01)
     assert shift["delta"] < 0 and shift["cv_fpr"] <= 0.01 and shift["cv_recall"] == 1.0
+
+
+def test_stack_weights_the_head_that_separates_better() -> None:
+    from services.guard.training.train_heads import stack
+
+    rng = np.random.default_rng(1)
+    labels = np.array([0] * 500 + [1] * 500)
+    # The n-gram head separates the classes; the MiniLM head is mostly noise, so their mean dilutes the first.
+    fast = np.concatenate([rng.beta(1.5, 6, 500), rng.beta(8, 1.2, 500)])
+    slow = rng.beta(2, 2, 1000)
+    st = stack(fast, slow, labels, max_fpr=0.01)
+    assert st is not None
+    assert st["w_fast"] > abs(st["w_slow"])
+    assert st["cv_fpr"] <= 0.01 and st["cv_recall"] > st["mean_cv_recall"]
+
+
+def test_stack_is_dropped_when_it_does_not_beat_the_mean() -> None:
+    from services.guard.training.train_heads import stack
+
+    labels = np.array([0] * 100 + [1] * 100)
+    # Both heads already put every attack over the threshold and every benign text under it.
+    fast = np.concatenate([np.linspace(0.3, 0.6, 100), np.full(100, 0.99)])
+    assert stack(fast, fast.copy(), labels, max_fpr=0.01) is None
+
+
+def test_import_more_reads_prompt_lists_set_in_methods() -> None:
+    from services.guard.training.import_more import _self_lists
+
+    source = (
+        "class Probe:\n"
+        "    def __init__(self):\n"
+        "        self.prompts = ['one', 'two']\n"
+        "        self.templates = ['a {x}']\n"
+        "        self.other = [call()]\n"
+    )
+    assert _self_lists(source) == {"prompts": ["one", "two"], "templates": ["a {x}"]}

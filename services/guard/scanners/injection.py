@@ -25,6 +25,32 @@ _F = regex.IGNORECASE | regex.DOTALL
 _INSTR = (
     r"(?:instructions?|prompts?|rules?|directions?|guidelines?|context|directives?|guardrails?|policies|programming)"
 )
+_CYRILLIC_LOOKALIKES = dict(zip("аеорсухі", "aeopcyxi", strict=True))
+
+
+def _cyr(words: str) -> str:
+    """Russian words as the rules see them: :func:`normalise` maps Cyrillic letters that look Latin to Latin
+    ones, so each such letter matches either."""
+    return "".join(f"[{c}{_CYRILLIC_LOOKALIKES[c]}]" if c in _CYRILLIC_LOOKALIKES else c for c in words)
+
+
+# Instructions and "earlier/above/system/your/all" in Spanish, Portuguese, French, German, Italian, Dutch, Polish and
+# Russian, for the multilingual override rule.
+_ML_INSTR = (
+    r"\b(?:instrucciones|indicaciones|reglas|normas|directrices|órdenes|instruções|regras|diretrizes|ordens|"
+    r"instructions|consignes|règles|directives|anweisungen|regeln|vorgaben|richtlinien|befehle|istruzioni|regole|"
+    r"direttive|indicazioni|instructies|regels|richtlijnen|instrukcj\w*|polece\w*|zasad\w*)\b"
+)
+_ML_EARLIER = (
+    r"\b(?:anteriores|previas|precedentes|de arriba|del sistema|de sistema|tus|todas|sus|iniciales|originales|"
+    r"suas|todas as|do sistema|précédentes|antérieures|ci-dessus|du système|tes|vos|toutes|initiales|"
+    r"vorherigen|bisherigen|vorigen|obigen|früheren|deine|ihre|alle|system\w*|ursprünglichen|"
+    r"precedenti|di sistema|tue|sue|tutte|iniziali|originali|"
+    r"vorige|eerdere|bovenstaande|je|uw|poprzednie|wszystkie|systemowe)\b"
+)
+_RU_INSTR = _cyr(r"\b(?:инструкци\w*|указани\w*|правил\w*)\b")
+_RU_EARLIER = _cyr(r"\b(?:предыдущи\w*|все|свои|системн\w*|прежни\w*)\b"
+)
 _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
     ("injection.override", 0.95, regex.compile(
         r"\b(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|discard|neglect)\b.{0,40}?"
@@ -60,6 +86,20 @@ _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
         r"without (?:any )?(?:restrictions|rules|limits|filters|guidelines|ethics|morals))\b"
         r"|\b(?:god|jailbreak|DAN) mode\b.{0,20}\b(?:enabled|on|activated|unlocked)\b"
         r"|\b(?:enable|activate|enter|switch to)\s+(?:god|jailbreak|DAN) mode\b", _F)),
+    # A persona given in character with no rules, and a persona defined by ignoring them ("an AI that laughs at
+    # content policies"); the "deceased grandmother who told me how to make ..." role-play.
+    ("injection.jailbreak", 0.9, regex.compile(
+        r"\b(?:stay|remain|respond|reply|answer|talk|speak)\s+(?:in character\s+)?as\s+(?:an?|the|my)\s+(?:\w+\s+)?"
+        r"(?:amoral|unfiltered|uncensored|jailbroken|unrestricted|unethical|immoral|evil|unaligned|unshackled)\b"
+        r"|\b(?:AI|assistant|chatbot|bot|model|character|persona|version of (?:you|yourself))\b.{0,20}?"
+        r"\b(?:that|who|which)\s+(?:\w+\s+)?(?:laughs at|mocks|ignores|scoffs at|doesn't care about|does not care "
+        r"about|doesn't follow|does not follow|never follows|isn't bound by|is not bound by|refuses to follow|breaks|"
+        r"has no|despises|hates)\s+(?:any\s+|all\s+)?(?:the\s+)?(?:content polic\w*|rules|guidelines|filters|"
+        r"restrictions|ethics|morals|limits|censorship|safety (?:rules|guidelines|policies))"
+        r"|\b(?:act|pretend|play|role-?play|be|imitate|impersonate|you are)\b.{0,40}?\b(?:late|deceased|dead|"
+        r"departed)\s+(?:grand\w+|granny|nan|nana|mother|father|mom|mum|dad|uncle|aunt)\b.{0,250}?"
+        r"\b(?:explosives?|bombs?|napalm|meth\w*|drugs?|weapons?|poisons?|thermite|nerve agents?|malware|"
+        r"viruse?s?|(?:product|license|licence|activation|windows|serial) keys?|serial numbers?|hotwir\w+)\b", _F)),
     ("injection.role_spoof", 0.85, regex.compile(
         r"(?:^|\n)\s*(?:#{1,3}\s*)?(?:system|assistant|developer)\s*(?:message|prompt)?\s*:"
         r"|<\|?(?:im_start|im_end|system|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)\|?>"
@@ -77,11 +117,73 @@ _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
         r"|\b(?:send|post|forward|upload|exfiltrate|email|leak)\b.{0,60}?\b(?:conversation|chat history|"
         r"system prompt|api keys?|credentials|passwords?|secrets?|user data)\b.{0,40}?\b(?:to|at)\b.{0,10}?"
         r"(?:https?://|[\w.+-]+@[\w-]+\.)", _F)),
+    # The same overrides in other languages (Spanish, Portuguese, French, German, Italian, Dutch, Polish; Turkish,
+    # Russian, Chinese and Japanese below): a verb of ignoring or forgetting, someone's earlier or system
+    # instructions.
+    ("injection.override", 0.9, regex.compile(
+        r"\b(?:ignor[ae]|ignore[zs]?|ignorier(?:e|en)?|ignori|olvid[ae](?:te de)?|olvídate de|omit[ae]|descart[ae]|"
+        r"desconsider[ae]|esque[çc]a|esquece|oublie[zs]?|néglige[zs]?|vergiss|vergessen sie|missachte|"
+        r"dimentica|dimentichi|trascura|negeer|vergeet|zignoruj|zapomnij)\b.{0,50}?(?:"
+        + _ML_INSTR + r".{0,25}?" + _ML_EARLIER + r"|" + _ML_EARLIER + r".{0,25}?" + _ML_INSTR + r")", _F)),
+    # Text inside a document that speaks to the AI reading it (indirect injection): "note to the AI that
+    # summarises this", "if you are an LLM reading this", "instructions for automated screeners". Three rules,
+    # so that each has its own literal gate.
+    ("injection.indirect", 0.85, regex.compile(
+        r"\bif (?:you are|you're) an? (?:AI|A\.I\.|LLM|large language model|language model|chatbot|AI assistant|"
+        r"automated (?:system|agent|assistant|screener|reviewer)|GPT|bot)\b(?!\s+(?:researcher|engineer|developer|"
+        r"enthusiast|student|team|company|startup))", _F)),
+    ("injection.indirect", 0.85, regex.compile(
+        r"\b(?:AI|A\.I\.|LLMs?|language models?|chatbots?|assistants?|agents?|bots?|models?|screeners?|"
+        r"(?:automated|AI) \w+s?)\s+(?:that|which|who)?\s*(?:is\s+|are\s+)?(?:reads?|reading|process(?:es|ing)?|"
+        r"summari[sz](?:es|ing)|pars(?:es|ing)|ingest(?:s|ing)|screen(?:s|ing)|crawl(?:s|ing)|index(?:es|ing))\s+"
+        r"(?:this|these)\b(?!\s+(?:week|month|year|morning|quarter))", _F)),
+    ("injection.indirect", 0.85, regex.compile(
+        r"\b(?:notes?|messages?|instructions?|directives?|commands?|memo)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
+        r"(?:automated|AI|A\.I\.|LLM|GPT)(?:[- ](?!team|teams|group|department|researchers?|engineers?|"
+        r"developers?|community|course|class|conference|lab|ethics|policy|act)\w+){0,2}\s*(?:[:,(\-]|that|who|which)",
+        _F)),
+    # "Forget everything you were told / everything above", in English and the languages above.
+    ("injection.override", 0.9, regex.compile(
+        r"\b(?:forget|ignore|disregard|discard|erase)\s+(?:about\s+)?(?:everything|all(?: of)?(?: that| what)?)\s+"
+        r"(?:(?:that\s+)?(?:you(?:'ve| have)? (?:been|were) (?:told|instructed|taught|given|programmed)|"
+        r"(?:they|the developers|your (?:creators|developers|makers)|(?:open)?ai|anyone) (?:told|taught|gave) you|"
+        r"(?:above|before this|so far|up to (?:now|this point)|prior to this)))"
+        r"|\bvergiss(?:t)?\s+alles\b.{0,40}?\b(?:vorher|bisher|zuvor|davor|oben|gesagt|beigebracht|aufgetragen)\b"
+        r"|\bolvid[ae]\s+todo\s+lo\s+(?:anterior|que\s+te\s+(?:han\s+)?(?:dijeron|dicho|ordenaron|indicaron))"
+        r"|\boublie[zs]?\s+tout\s+ce\s+(?:qui\s+précède|qu[e']\s*(?:l'on|on)\s+(?:t'a|vous\s+a)\s+dit)"
+        r"|\bdimentica\s+tutto\s+(?:quello|ciò)\s+che\s+ti\s+(?:hanno|è\s+stato)\s+detto"
+        r"|\besque[çc]a\s+tudo\s+o\s+que\s+(?:te|lhe)\s+(?:disseram|foi\s+dito)", _F)),
+    # Claimed policy changes that grant what the rules forbid, and filters switched off by assignment.
+    ("injection.override", 0.9, regex.compile(
+        r"\b(?:new|updated|revised|latest)\s+(?:rule ?set|rules|polic(?:y|ies)|guidelines|instructions|directives?)"
+        r"\b.{0,30}?\b(?:supersedes?|overrides?|replaces?|overrules?|cancels?|takes? precedence over|voids?)\b"
+        r"|\b(?:polic(?:y|ies)|rules?|guidelines|settings|restrictions|filters|configuration)\b.{0,40}?"
+        r"\b(?:updated|changed|pushed|lifted|removed|revoked|disabled|relaxed|deployed|rolled out)\b.{0,80}?"
+        r"(?:\byou\s+(?:may|can|are (?:allowed|permitted|free) to)\s+now\s+(?:share|reveal|disclose|ignore|bypass|"
+        r"say anything|answer anything|output)|\b(?:secrets?|passwords?|credentials|confidential \w+|internal \w+|"
+        r"(?:the )?system prompt)\s+(?:may|can|is allowed to|are allowed to)\s+(?:now\s+)?be\s+"
+        r"(?:shared|revealed|disclosed|given))"
+        r"|\b(?:content[ _-]?(?:filter(?:ing|s)?|moderation|policy)|safety[ _-]?(?:filters?|mode|checks?|layer|"
+        r"guidelines)|moderation|guardrails?|censorship)\s*(?:=|:=|:|is now|are now|set to)\s*"
+        r"(?:false|off|disabled|none|0|null)\b", _F)),
     ("injection.encoded_instruction", 0.8, regex.compile(
         r"\b(?:decode|decrypt|de-?obfuscate|translate|convert|read)\b.{0,40}?\b(?:base64|base-64|hex|rot-?13|"
         r"caesar|binary|morse|reversed?)\b.{0,60}?\b(?:follow|execute|obey|do|run|carry out|act on|perform)\b", _F)),
 ]
-_SEMANTIC_KINDS = ("injection.override", "injection.prompt_leak", "injection.jailbreak")
+# Overrides in Turkish, Chinese, Japanese and Russian: run only on texts that are not ASCII.
+_NON_LATIN_RULES: list[tuple[str, float, regex.Pattern[str]]] = [
+    ("injection.override", 0.9, regex.compile(
+        r"(?:önceki|tüm|bütün|sistem)\b.{0,30}?\b(?:talimat|kural|yönerge)\w*.{0,20}?\b(?:unut|yok say|"
+        r"görmezden gel|dikkate alma)"
+        r"|(?:忽略|无视|忘记|忘掉|不要理会|無視|忘れ).{0,12}?(?:之前|以上|上面|先前|所有|以前|これまで|上記).{0,8}?"
+        r"(?:指令|指示|规则|規則|说明|命令|设定|設定)"
+        r"|(?:之前|以上|上面|先前|所有|以前|これまで|上記).{0,8}?(?:指令|指示|规则|規則|命令).{0,8}?(?:忽略|无视|忘记|無視)",
+        _F)),
+    ("injection.override", 0.9, regex.compile(
+        _cyr(r"\b(?:игнорируй(?:те)?|проигнорируй(?:те)?|забудь(?:те)?)\b") + r".{0,50}?(?:" + _RU_INSTR + r".{0,25}?"
+        + _RU_EARLIER + r"|" + _RU_EARLIER + r".{0,25}?" + _RU_INSTR + r")", _F)),
+]
+_SEMANTIC_KINDS = ("injection.override", "injection.prompt_leak", "injection.jailbreak", "injection.indirect")
 _ROLE_SPOOF = next(rx for kind, _, rx in _RULES if kind == "injection.role_spoof")
 
 # Invisible characters: zero-width (not ZWJ/ZWNJ, which emoji and Indic scripts use), word joiners, BOM.
@@ -108,6 +210,7 @@ _LEET_WORD = regex.compile(r"\b(?=[a-z@$]*[013457])(?=[0-9@$]*[a-z])[a-z0-9@$]{3
 _LEET = str.maketrans("013457@$", "oieastas")
 _SPACED_GATE = regex.compile(r"\w[ .\-_*]\w[ .\-_*]\w[ .\-_*]\w[ .\-_*]\w")
 _SPACED = regex.compile(r"(?<!\S)(?:\S[ .\-_*]){5,}\S(?!\S)")
+_SPACED_MARK = regex.compile(r"(?<=\S)[.\-_*](?=\S)")
 # Instruction words in rot13 (group 1) or written backwards (group 2).
 _HINTS = regex.compile(
     r"\b(?:(vtaber|qvfertneq|sbetrg|bireevqr|vafgehpgvbaf|cebzcg|flfgrz)"
@@ -158,6 +261,15 @@ def _decode_runs(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
+def _unspace(m: regex.Match[str]) -> str:
+    """A run of letters spaced out: "d i s r e g a r d" joined; when its letters are joined by hyphens, dots,
+    underscores or stars ("i-g-n-o-r-e a-l-l"), those go and the spaces stay, as word breaks."""
+    run = m.group()
+    if _SPACED_MARK.search(run):
+        return _SPACED_MARK.sub("", run)
+    return regex.sub(r"(?<=\S) (?=\S)", "", run)
+
+
 class InjectionScanner:
     name = "injection"
     spans = True
@@ -166,7 +278,7 @@ class InjectionScanner:
         lowered = gate_text(text)  # a rule whose trigger words are all absent is skipped
         return [
             Match(kind, m.start(), m.end(), score)
-            for kind, score, rx in _RULES
+            for kind, score, rx in (_RULES if lowered is not None else _RULES + _NON_LATIN_RULES)
             if gate_for(rx).may_match(lowered)
             for m in rx.finditer(text)
         ]
@@ -214,7 +326,7 @@ class InjectionScanner:
         if _LEET_GATE.search(norm) and len(_LEET_WORD.findall(norm)) >= 2:
             views.append(_LEET_WORD.sub(lambda m: m.group().translate(_LEET), norm))
         if _SPACED_GATE.search(norm) and _SPACED.search(norm):
-            views.append(_SPACED.sub(lambda m: regex.sub(r"(?<=\S)[ .\-_*](?=\S)", "", m.group()), norm))
+            views.append(_SPACED.sub(_unspace, norm))
         if reversed_hint:
             views.append(norm[::-1])
         n = len(index) if index is not None else len(norm)

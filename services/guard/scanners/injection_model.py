@@ -5,10 +5,12 @@
 2. ``injection_head.json``: all-MiniLM-L6-v2 sentence embeddings (:mod:`services.guard.embeddings`), tens of
    milliseconds per KB on one core. It embeds only the sentence segments the first stage did not call
    benign (the whole text when no single segment stands out), so a long document with one suspicious
-   sentence costs one sentence's pass. The score is the mean of both heads' probabilities (each the
-   highest over the segments it scored).
+   sentence costs one sentence's pass. The score combines both heads' probabilities
+   (each the highest over the segments it scored): a logistic regression over their logits fitted on
+   held-out training folds (``stack`` in the head's training metadata), or their mean where training
+   found the stack no better.
 
-Both heads and the cascade's ``skip_below`` (picked by cross-validation on the training set only) are
+Both heads, the cascade's ``skip_below`` and the stack (picked by cross-validation on the training set only) are
 written by ``python -m services.guard.training.train_heads`` from the corpus under
 ``services/guard/data/corpus``. The scanner reports one whole-text match with the probability as its score.
 """
@@ -29,6 +31,11 @@ HEAD_PATH = DATA / "injection_head.json"
 NGRAM_PATH = DATA / "injection_ngram.npz"
 
 
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return float(np.log(p / (1 - p)))
+
+
 class InjectionClassifier:
     name = "injection"
     spans = False
@@ -43,6 +50,8 @@ class InjectionClassifier:
         # cascade=False: MiniLM scores every text (for measurements); no embedder: the n-gram head alone.
         self.skip_below = float(self.ngram.meta["skip_below"]) if cascade else -1.0
         self.minilm_runs = 0  # texts that went on to the MiniLM stage (for the benchmark)
+        # How the two heads' probabilities combine (fitted on held-out training folds); None: their mean.
+        self.stack: dict | None = self.head.meta.get("training", {}).get("stack") if self.head is not None else None
 
     def probability(self, text: str) -> float:
         if not text.strip():
@@ -57,7 +66,10 @@ class InjectionClassifier:
         suspicious = [s for s, p in zip(segs, probs, strict=True) if p >= self.skip_below] if len(segs) > 1 else []
         rows = np.concatenate([self.embedder.embed(s) for s in suspicious]) if suspicious else self.embedder.embed(norm)
         slow = self.head.predict(rows)["injection"]
-        return (fast + slow) / 2
+        if self.stack is None:
+            return (fast + slow) / 2
+        z = self.stack["w_fast"] * _logit(fast) + self.stack["w_slow"] * _logit(slow) + self.stack["bias"]
+        return float(1.0 / (1.0 + np.exp(-z)))
 
     def scan(self, text: str) -> list[Match]:
         return [Match("injection.classifier", 0, len(text), self.probability(text))] if text.strip() else []

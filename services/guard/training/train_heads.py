@@ -236,9 +236,48 @@ def operating_shift(fast: np.ndarray, slow: np.ndarray, labels: np.ndarray, thre
     return best or {"delta": 0.0, "cv_fpr": None, "cv_recall": None, "max_fpr": max_fpr}
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
+def stack(fast: np.ndarray, slow: np.ndarray, labels: np.ndarray, threshold: float = 0.8,
+          max_fpr: float = OPERATING_FPR) -> dict | None:
+    """How the cascade combines its two heads' (already shifted) probabilities for a text that reaches MiniLM:
+    a logistic regression over their logits, fitted on the held-out training folds' scores of those texts,
+    its bias then moved (like :func:`operating_shift`) to the largest value that keeps at most ``max_fpr`` of
+    the benign training texts at or over ``threshold``. Returned only when it keeps more held-out attacks over
+    the threshold than the plain mean of the two probabilities at the same false-positive budget; None
+    otherwise (the guard then averages). Training folds only; the evaluation set plays no part."""
+    from sklearn.linear_model import LogisticRegression
+
+    skip = skip_meta(fast, labels)["skip_below"]
+    deep = fast >= skip
+    x = np.column_stack([_logit(fast), _logit(slow)])
+    if len(set(labels[deep].tolist())) < 2:
+        return None
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(x[deep], labels[deep])
+    w_fast, w_slow = (float(v) for v in model.coef_[0])
+    bias = float(model.intercept_[0])
+
+    def rates(score: np.ndarray) -> tuple[float, float]:
+        return float(np.mean(score[labels == 0] >= threshold)), float(np.mean(score[labels == 1] >= threshold))
+
+    best = None
+    for offset in np.round(np.arange(-8.0, 8.0001, 0.05), 2):
+        fpr, recall = rates(np.where(deep, _sigmoid(x @ [w_fast, w_slow] + bias + offset), fast))
+        if fpr <= max_fpr and (best is None or offset > best[0]):
+            best = (float(offset), fpr, recall)
+    mean_fpr, mean_recall = rates(np.where(deep, (fast + slow) / 2, fast))
+    if best is None or best[2] <= mean_recall:
+        return None
+    return {"w_fast": round(w_fast, 6), "w_slow": round(w_slow, 6), "bias": round(bias + best[0], 6),
+            "cv_fpr": round(best[1], 4), "cv_recall": round(best[2], 4), "threshold": threshold,
+            "mean_cv_fpr": round(mean_fpr, 4), "mean_cv_recall": round(mean_recall, 4)}
+
+
 def train_injection_heads(embedder: Embedder) -> tuple[dict, dict]:
-    """Both injection heads, then one logit offset for both (:func:`operating_shift`) and the cascade's
-    ``skip_below`` on the shifted n-gram scores."""
+    """Both injection heads, then one logit offset for both (:func:`operating_shift`), the cascade's
+    ``skip_below`` on the shifted n-gram scores, and how the two heads' scores are combined (:func:`stack`)."""
     rows = injection_rows()
     texts = [r["text"] for r in rows]
     labels = np.array([r["label"] for r in rows])
@@ -250,6 +289,8 @@ def train_injection_heads(embedder: Embedder) -> tuple[dict, dict]:
     ng_meta.update(skip_meta(1 / (1 + np.exp(-(_logit(fast) + delta))), labels), operating_point=shift)
     ngram.save(DATA / "injection_ngram.npz", ng_model.coef_[0], float(ng_model.intercept_[0]) + delta, ng_meta)
     meta["operating_point"] = shift
+    meta["stack"] = stack(_sigmoid(_logit(fast) + delta), _sigmoid(_logit(slow) + delta), labels)
+    print(f"injection stack: {meta['stack']}", flush=True)
     save("injection_head.json", embedder, ["injection"], model.coef_, model.intercept_ + delta, meta)
     return ng_meta, meta
 
