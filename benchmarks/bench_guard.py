@@ -43,6 +43,7 @@ from services.guard.scanners.structured import luhn_valid  # noqa: E402
 from services.guard.settings import GuardSettings  # noqa: E402
 
 CORPUS = ROOT / "services" / "guard" / "data" / "corpus"
+BLIND = ROOT / "services" / "guard" / "data" / "corpus_blind" / "injection_blind.jsonl"
 RESULTS = ROOT / "benchmarks" / "results" / "guard.json"
 
 
@@ -189,6 +190,13 @@ def quality(engine: Engine, policy: Policy) -> dict:
                        ("injection classifier only", lambda m: m.type == "injection.classifier")):
         out[name] = prf([any(pick(m) and m.score >= th["injection"] for m in ms) for ms in scored], labels)
     out["injection (rules + classifier)"]["threshold"] = th["injection"]
+    if BLIND.exists():
+        # A second, blind hold-out set: written by a session that never saw the rules, the training corpora or
+        # the first evaluation set, after the rules and heads were last changed (see its README).
+        blind = [json.loads(line) for line in BLIND.read_text().splitlines() if line.strip()]
+        hits = [engine.matches(r["text"], None, [s for s in engine.scanners if s.name == "injection"]) for r in blind]
+        out["injection, blind hold-out (rules + classifier)"] = prf(
+            [any(m.score >= th["injection"] for m in ms) for ms in hits], [bool(r["label"]) for r in blind])
     clf = next((s for s in engine.scanners if type(s).__name__ == "InjectionClassifier"), None)
     if clf is not None and clf.head is not None:
         # How often the cascade ran MiniLM, and what MiniLM on every text (no cascade) would have scored.
