@@ -452,6 +452,15 @@ def build(folder: Path) -> list[dict]:
     attacks += agentdojo_attacks(w, rng, instructions)
     attacks += encoded(attacks, rng, 150)
     negatives = benign(w, rng)
+    return finalise(attacks, negatives, rng)
+
+
+EVALUATION_SETS = (CORPUS / "injection_eval.jsonl", CORPUS.parent / "corpus_blind" / "injection_blind.jsonl")
+
+
+def finalise(attacks: list[dict], negatives: list[dict], rng: random.Random) -> list[dict]:
+    """Imported rows as written: labelled, cut to :data:`MAX_CHARS`, deduplicated, without any row that overlaps
+    an evaluation set (public collections hold famous prompts an evaluation line may quote), shuffled."""
     out, seen = [], set()
     for label, rows in ((1, attacks), (0, negatives)):
         for r in rows:
@@ -460,26 +469,29 @@ def build(folder: Path) -> list[dict]:
                 continue
             seen.add(text)
             out.append({"text": text, "label": label, "source": r["source"]})
-    # Decontamination: public collections hold famous prompts an evaluation line may quote.
-    evals = [json.loads(line)["text"] for line in (CORPUS / "injection_eval.jsonl").read_text().splitlines() if line]
+    evals = [json.loads(line)["text"] for path in EVALUATION_SETS if path.exists()
+             for line in path.read_text().splitlines() if line]
     leaked = {j for _, _, j in overlaps(evals, [r["text"] for r in out])}
-    print(f"dropped {len(leaked)} imported rows that overlap the evaluation set")
+    print(f"dropped {len(leaked)} imported rows that overlap an evaluation set")
     out = [r for j, r in enumerate(out) if j not in leaked]
     rng.shuffle(out)
     return out
 
 
-def main(argv: list[str]) -> int:
-    folder = Path(argv[1] if len(argv) > 1 else "/tmp/gr-wheels")
-    rows = build(folder)
-    OUT.write_text("".join(json.dumps(r) + "\n" for r in rows))  # ASCII: no U+2028 breaks a line
+def write(rows: list[dict], out: Path) -> None:
+    """The rows as JSON lines (ASCII: no U+2028 breaks a line), and a count per source package and label."""
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     by: dict[tuple[str, int], int] = {}
     for r in rows:
         key = (r["source"].split(":")[0], r["label"])
         by[key] = by.get(key, 0) + 1
-    print(f"{OUT.name}: {len(rows)} rows ({sum(r['label'] for r in rows)} attacks)")
+    print(f"{out.name}: {len(rows)} rows ({sum(r['label'] for r in rows)} attacks)")
     for (pkg, label), n in sorted(by.items()):
-        print(f"  {pkg:22} {'attack' if label else 'benign'}: {n}")
+        print(f"  {pkg:32} {'attack' if label else 'benign'}: {n}")
+
+
+def main(argv: list[str]) -> int:
+    write(build(Path(argv[1] if len(argv) > 1 else "/tmp/gr-wheels")), OUT)
     return 0
 
 

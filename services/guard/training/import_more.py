@@ -32,8 +32,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from services.guard.training.import_corpora import MAX_CHARS, literal_assignments
-from services.guard.training.leakcheck import overlaps
+from services.guard.training.import_corpora import finalise, literal_assignments, write
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 OUT = CORPUS / "injection_train_imported_more.jsonl"
@@ -172,32 +171,11 @@ def build(folder: Path) -> list[dict]:
     tb_attacks, tb_benign = threat_bench_rows(w)
     attacks += more_attacks + tb_attacks
     negatives += tb_benign
-    out, seen = [], set()
-    for label, rows in ((1, attacks), (0, negatives)):
-        for r in rows:
-            text = r["text"].strip()[:MAX_CHARS]
-            if len(text) < 8 or text in seen:
-                continue
-            seen.add(text)
-            out.append({"text": text, "label": label, "source": r["source"]})
-    evals = [json.loads(line)["text"] for line in (CORPUS / "injection_eval.jsonl").read_text().splitlines() if line]
-    leaked = {j for _, _, j in overlaps(evals, [r["text"] for r in out])}
-    print(f"dropped {len(leaked)} imported rows that overlap the evaluation set")
-    out = [r for j, r in enumerate(out) if j not in leaked]
-    rng.shuffle(out)
-    return out
+    return finalise(attacks, negatives, rng)
 
 
 def main(argv: list[str]) -> int:
-    rows = build(Path(argv[1] if len(argv) > 1 else "/tmp/gr-wheels"))
-    OUT.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    by: dict[tuple[str, int], int] = {}
-    for r in rows:
-        key = (r["source"].split(":")[0], r["label"])
-        by[key] = by.get(key, 0) + 1
-    print(f"{OUT.name}: {len(rows)} rows ({sum(r['label'] for r in rows)} attacks)")
-    for (pkg, label), n in sorted(by.items()):
-        print(f"  {pkg:32} {'attack' if label else 'benign'}: {n}")
+    write(build(Path(argv[1] if len(argv) > 1 else "/tmp/gr-wheels")), OUT)
     return 0
 
 
