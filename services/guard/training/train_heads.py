@@ -217,6 +217,10 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
 def operating_shift(fast: np.ndarray, slow: np.ndarray, labels: np.ndarray, threshold: float = 0.8,
                     max_fpr: float = OPERATING_FPR) -> dict:
     """The logit offset added to both injection heads' intercepts so that the cascade's score, on held-out
@@ -225,8 +229,8 @@ def operating_shift(fast: np.ndarray, slow: np.ndarray, labels: np.ndarray, thre
     plays no part."""
     best = None
     for delta in np.round(np.arange(-4.0, 4.0001, 0.05), 2):
-        f = 1 / (1 + np.exp(-(_logit(fast) + delta)))
-        s = 1 / (1 + np.exp(-(_logit(slow) + delta)))
+        f = _sigmoid(_logit(fast) + delta)
+        s = _sigmoid(_logit(slow) + delta)
         skip = skip_meta(f, labels)["skip_below"]
         score = np.where(f < skip, f, (f + s) / 2)
         fpr = float(np.mean(score[labels == 0] >= threshold))
@@ -234,10 +238,6 @@ def operating_shift(fast: np.ndarray, slow: np.ndarray, labels: np.ndarray, thre
         if fpr <= max_fpr and (best is None or delta > best["delta"]):
             best = {"delta": float(delta), "cv_fpr": round(fpr, 4), "cv_recall": round(recall, 4), "max_fpr": max_fpr}
     return best or {"delta": 0.0, "cv_fpr": None, "cv_recall": None, "max_fpr": max_fpr}
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-z))
 
 
 def stack(fast: np.ndarray, slow: np.ndarray, labels: np.ndarray, threshold: float = 0.8,
@@ -286,10 +286,11 @@ def train_injection_heads(embedder: Embedder) -> tuple[dict, dict]:
     model, meta, slow = train_injection(embedder, texts, labels)
     shift = operating_shift(fast, slow, labels)
     delta = shift["delta"]
-    ng_meta.update(skip_meta(1 / (1 + np.exp(-(_logit(fast) + delta))), labels), operating_point=shift)
+    fast, slow = _sigmoid(_logit(fast) + delta), _sigmoid(_logit(slow) + delta)  # as the saved heads score
+    ng_meta.update(skip_meta(fast, labels), operating_point=shift)
     ngram.save(DATA / "injection_ngram.npz", ng_model.coef_[0], float(ng_model.intercept_[0]) + delta, ng_meta)
     meta["operating_point"] = shift
-    meta["stack"] = stack(_sigmoid(_logit(fast) + delta), _sigmoid(_logit(slow) + delta), labels)
+    meta["stack"] = stack(fast, slow, labels)
     print(f"injection stack: {meta['stack']}", flush=True)
     save("injection_head.json", embedder, ["injection"], model.coef_, model.intercept_ + delta, meta)
     return ng_meta, meta
