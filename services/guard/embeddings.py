@@ -18,7 +18,7 @@ import numpy as np
 
 from flotilla.embeddings import DIM, MiniLM, model_files
 
-__all__ = ["DIM", "Embedder", "LinearHead", "model_files"]
+__all__ = ["DIM", "Embedder", "EmbeddingHead", "model_files"]
 
 _SENTENCE = re.compile(r"(?<=[.!?。])\s+|\n+")
 _MIN_SEGMENT_TOKENS = 8  # shorter sentences ("Hi!", "Thanks.") join the next one
@@ -105,8 +105,10 @@ class Embedder:
         return out
 
 
-class LinearHead:
-    """Logistic-regression heads over the embedding, loaded from the JSON the training script writes."""
+class EmbeddingHead:
+    """Binary heads over the embedding, loaded from the JSON the training script writes: a logistic regression
+    per label, over the embedding itself or (when the JSON has a ``hidden`` layer) over one ReLU layer of it,
+    i.e. a one-hidden-layer perceptron."""
 
     def __init__(self, path: Path, expected_model_id: str | None = None) -> None:
         import json
@@ -115,12 +117,18 @@ class LinearHead:
         if expected_model_id and data["embedding_model"] != expected_model_id:
             raise RuntimeError(f"{path.name} was trained on {data['embedding_model']}, not {expected_model_id}")
         self.labels: list[str] = data["labels"]
-        self.coef = np.asarray(data["coef"], dtype=np.float32)  # (labels, 384)
+        hidden = data.get("hidden")
+        self.hidden_coef = np.asarray(hidden["coef"], dtype=np.float32) if hidden else None  # (units, 384)
+        self.hidden_intercept = np.asarray(hidden["intercept"], dtype=np.float32) if hidden else None  # (units,)
+        self.coef = np.asarray(data["coef"], dtype=np.float32)  # (labels, 384 or units)
         self.intercept = np.asarray(data["intercept"], dtype=np.float32)  # (labels,)
         self.meta = data
 
     def predict(self, embeddings: np.ndarray) -> dict[str, float]:
         """Probability per label: the highest over the text's windows."""
-        logits = embeddings @ self.coef.T + self.intercept
+        x = embeddings
+        if self.hidden_coef is not None:
+            x = np.maximum(x @ self.hidden_coef.T + self.hidden_intercept, 0.0)
+        logits = x @ self.coef.T + self.intercept
         probs = 1.0 / (1.0 + np.exp(-logits))
         return {label: float(p) for label, p in zip(self.labels, probs.max(axis=0), strict=True)}

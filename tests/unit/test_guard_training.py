@@ -61,3 +61,26 @@ def test_import_more_reads_prompt_lists_set_in_methods() -> None:
         "        self.other = [call()]\n"
     )
     assert _self_lists(source) == {"prompts": ["one", "two"], "templates": ["a {x}"]}
+
+
+def test_saved_mlp_head_scores_like_the_fitted_model(tmp_path, monkeypatch) -> None:
+    from sklearn.neural_network import MLPClassifier
+
+    from services.guard.embeddings import EmbeddingHead
+    from services.guard.training import train_heads
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 384)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(int)  # not linearly separable
+    model = MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0).fit(x, y)
+
+    class Stub:
+        model_id = "stub"
+
+    monkeypatch.setattr(train_heads, "DATA", tmp_path)
+    path = train_heads.save("head.json", Stub(), ["injection"], model.coefs_[1].T, model.intercepts_[1], {},
+                            hidden=(model.coefs_[0], model.intercepts_[0]))  # fmt: skip
+    head = EmbeddingHead(path, "stub")
+    for row in x[:20]:
+        expected = model.predict_proba(row[None])[0, 1]
+        assert abs(head.predict(row[None])["injection"] - expected) < 1e-4

@@ -1,8 +1,9 @@
-"""The learned prompt-injection classifier: a cascade of two logistic-regression heads.
+"""The learned prompt-injection classifier: a cascade of two heads.
 
 1. ``injection_ngram.npz``: hashed word 1-3 grams (:mod:`services.guard.ngram`), well under a millisecond per
    KB. A text it scores under its ``skip_below`` probability is benign and MiniLM is not run.
-2. ``injection_head.json``: all-MiniLM-L6-v2 sentence embeddings (:mod:`services.guard.embeddings`), tens of
+2. ``injection_head.json``: a one-hidden-layer perceptron over all-MiniLM-L6-v2 sentence embeddings
+   (:mod:`services.guard.embeddings`, :class:`~services.guard.embeddings.EmbeddingHead`), tens of
    milliseconds per KB on one core. It embeds only the sentence segments the first stage did not call
    benign (the whole text when no single segment stands out), so a long document with one suspicious
    sentence costs one sentence's pass. The score combines both heads' probabilities
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.guard.embeddings import Embedder, LinearHead
+from services.guard.embeddings import Embedder, EmbeddingHead
 from services.guard.ngram import NgramHead, segments
 from services.guard.scanners.base import Match
 from services.guard.scanners.injection import normalise
@@ -45,7 +46,7 @@ class InjectionClassifier:
         cascade: bool = True,
     ) -> None:  # fmt: skip
         self.embedder = embedder
-        self.head = LinearHead(head_path, embedder.model_id) if embedder is not None else None
+        self.head = EmbeddingHead(head_path, embedder.model_id) if embedder is not None else None
         self.ngram = NgramHead(ngram_path)
         # cascade=False: MiniLM scores every text (for measurements); no embedder: the n-gram head alone.
         self.skip_below = float(self.ngram.meta["skip_below"]) if cascade else -1.0

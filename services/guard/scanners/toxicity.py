@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.guard.embeddings import Embedder, LinearHead
+from services.guard.embeddings import Embedder, EmbeddingHead
 from services.guard.ngram import NgramHead
 from services.guard.scanners.base import Match
 from services.guard.scanners.injection import normalise
@@ -80,7 +80,7 @@ class ToxicityScanner:
 
             self._profanity = predict_prob
         self.embedder = embedder
-        self.head = LinearHead(head_path, embedder.model_id) if embedder is not None else None
+        self.head = EmbeddingHead(head_path, embedder.model_id) if embedder is not None else None
         self.gate = NgramHead(ngram_path) if embedder is not None else None
 
     def scores(self, text: str, full: bool = False) -> dict[str, float]:
