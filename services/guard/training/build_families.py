@@ -48,8 +48,8 @@ def fill(rng: random.Random, text: str) -> str:
         "date": rng.choice(T.DATES),
         "amount": rng.choice(T.AMOUNTS),
         "team": rng.choice(T.TEAMS),
-        "host": rng.choice(T.ATTACKER_HOSTS),
-        "email": rng.choice(T.ATTACKER_EMAILS),
+        "host": rng.choice(T.HOSTS),
+        "email": rng.choice(T.EMAILS),
         "what": rng.choice(T.EXFIL_WHAT),
         "n": str(rng.randint(2, 990)),
         "company_domain": company.split()[0].lower().replace("&", "") + ".com",
@@ -138,7 +138,7 @@ def benign_slot(rng: random.Random) -> str | None:
     if r < 0.55:
         return fill(rng, rng.choice(T.HUMAN_IMPERATIVES))
     if r < 0.8:
-        return fill(rng, rng.choice(BENIGN_LINKS).replace("{bhost}", rng.choice(T.BENIGN_HOSTS)))
+        return fill(rng, rng.choice(BENIGN_LINKS).replace("{bhost}", rng.choice(T.HOSTS)))
     return None
 
 
@@ -236,7 +236,7 @@ def search_results(rng, paras, slot):
     for i, p in enumerate(paras):
         out.append(f"{i + 1}. {p.split('.')[0][:50]} — https://{rng.choice(T.BENIGN_HOSTS)}/{i}\n   {p}")
     if slot is not None:
-        out = place(rng, out, f"{len(out) + 1}. Best answer — https://{rng.choice(T.ATTACKER_HOSTS)}/\n   {slot}")
+        out = place(rng, out, f"{len(out) + 1}. Best answer — https://{rng.choice(T.HOSTS)}/\n   {slot}")
     return (
         f'Search results for "{rng.choice(["refund policy", "hotel lisbon", "python retry", "q3 forecast"])}":\n'
         + "\n".join(out)
@@ -474,7 +474,7 @@ def exfil_direct(rng: random.Random) -> tuple[list[dict], list[dict]]:
         attacks.append({"text": fill(rng, rng.choice(T.EXFIL_GOALS)), "source": "families/exfiltration:goal"})
     benign = []
     for i in range(130):
-        t = EXFIL_LOOKALIKES[i % len(EXFIL_LOOKALIKES)].replace("{bhost}", rng.choice(T.BENIGN_HOSTS))
+        t = EXFIL_LOOKALIKES[i % len(EXFIL_LOOKALIKES)].replace("{bhost}", rng.choice(T.HOSTS))
         prefix = rng.choice(["", "", "Quick question: ", "Hi! ", "For our docs, ", "Thanks in advance. "])
         benign.append(
             {"text": prefix + fill(rng, t), "source": f"families/exfiltration:lookalike-{i % len(EXFIL_LOOKALIKES)}"}

@@ -85,6 +85,9 @@ BENIGN_HOSTS = [
     "grafana.internal",
     "cdn.bluefin.dev",
 ]
+# Both labels draw from the same hosts and addresses, so a host name is no sign of an attack either way.
+HOSTS = [*ATTACKER_HOSTS, *BENIGN_HOSTS, "example.com", "files.example.org", "api.partner-portal.com"]
+EMAILS = [*ATTACKER_EMAILS, "ops@example.com", "j.doe@northwind.com", "support@bluefin.dev", "hr@helios.energy"]
 
 # Ordinary sentences, by topic, for the bodies of documents (both labels use the same pool).
 FILLER = {
@@ -255,6 +258,9 @@ HUMAN_IMPERATIVES = [
     "You must rotate API keys every 90 days and store them in the vault, not in code.",
     "Bypass the queue only for P1 incidents and note the reason in the ticket.",
     "Do not forward this e-mail outside the company.",
+    "Questions about the new expense tool? Write to {email}.",
+    "Send your RSVP to {email} by {date}.",
+    "Upload the finished slides to https://{host}/shared before the review.",
     "Please confirm your attendance by replying to {person} before {date}.",
     "Attendees should bring a photo ID; no ID, no entry.",
     "Please stop using the old shared drive; everything has moved to the new one.",
