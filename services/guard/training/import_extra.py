@@ -11,8 +11,8 @@ What is taken (all MIT; the corpus README has the NOTICE):
 * fas-judgement: the single-shot attack patterns (``patterns/data/single-shot/patterns.json``: overrides,
   DAN-style jailbreaks, persona and pressure framings, encodings, prompt leaks, exfiltration, indirect
   injections, in English, German and mixed scripts; attack). Only the rows the package credits to itself, to
-  garak, PromptInject or TensorTrust; rows credited to collections whose licence we have not checked are
-  skipped.
+  garak (Apache-2.0) or PromptInject (MIT); rows credited to collections whose licence we have not checked
+  (Denzel-Crocker, compass-ctf, TensorTrust) are skipped.
 * canaryprobe: the payloads of its injection and exfiltration probes (attack) and of its secrets, PII and
   latency probes, which are ordinary requests (benign).
 * jailbreak-corpus-mini-py: its fifteen-prompt corpus (attack).
@@ -37,8 +37,7 @@ CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 OUT = CORPUS / "injection_train_imported_extra.jsonl"
 PACKAGES = {"fas_judgement": "3.1.1", "canaryprobe": "0.6.0", "jailbreak_corpus_mini_py": "0.1.0"}
 FAS_PATTERNS = "fas_judgement/modules/ai_security/patterns/data/single-shot/patterns.json"
-FAS_SOURCES = {"FAS Research", "Custom Example", "github.com/leondz/garak", "github.com/agencyenterprise/promptinject",
-               "TensorTrust"}
+FAS_SOURCES = {"FAS Research", "Custom Example", "github.com/leondz/garak", "github.com/agencyenterprise/promptinject"}
 CANARY_ATTACKS = ("injection", "exfil")
 CANARY_BENIGN = ("secrets", "pii", "latency")
 MINI_CORPUS = "jailbreak_corpus_mini/corpus.json"
