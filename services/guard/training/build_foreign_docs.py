@@ -10,7 +10,8 @@ German, French, Spanish, Italian, Portuguese, Dutch, Polish, Russian, Chinese or
 instruction in the same language addressed to the AI reading it (override and prompt leak, mailbox forwarding,
 phishing reply, review manipulation, image-URL exfiltration, tool call with credentials, a note "for the
 automatic summary" that hides the flaws and pushes a shop link, a fake ``<system>`` directive, a "P.S. to the
-assistant" that reads a password file), nine per language, at the start, middle or end, plainly or (web pages) in a comment or hidden element. A benign document carries an instruction for its
+assistant" that reads a password file), nine per language, at the start, middle or end, plainly or (web
+pages) in a comment or hidden element. A benign document carries an instruction for its
 human reader ("reply by Friday", "ignore the first version of the table", "do not reply to this message"), a
 note that mentions AI (a summary written with an AI tool, a chat assistant) or nothing, in the same places and
 wrappings; half the attacks carry such a human instruction as well, so imperatives are no sign of an attack.
