@@ -43,7 +43,9 @@ from services.guard.scanners.structured import luhn_valid  # noqa: E402
 from services.guard.settings import GuardSettings  # noqa: E402
 
 CORPUS = ROOT / "services" / "guard" / "data" / "corpus"
-BLIND = ROOT / "services" / "guard" / "data" / "corpus_blind" / "injection_blind.jsonl"
+# Blind hold-out sets, each written by a session that never saw the rules, the training corpora or the other sets
+# (see corpus_blind/README.md): injection_blind.jsonl (set 1), injection_blind2.jsonl (set 2), ...
+BLIND_SETS = sorted((ROOT / "services" / "guard" / "data" / "corpus_blind").glob("injection_blind*.jsonl"))
 RESULTS = ROOT / "benchmarks" / "results" / "guard.json"
 
 
@@ -190,13 +192,17 @@ def quality(engine: Engine, policy: Policy) -> dict:
                        ("injection classifier only", lambda m: m.type == "injection.classifier")):
         out[name] = prf([any(pick(m) and m.score >= th["injection"] for m in ms) for ms in scored], labels)
     out["injection (rules + classifier)"]["threshold"] = th["injection"]
-    if BLIND.exists():
-        # A second, blind hold-out set: written by a session that never saw the rules, the training corpora or
-        # the first evaluation set, after the rules and heads were last changed (see its README).
-        blind = [json.loads(line) for line in BLIND.read_text().splitlines() if line.strip()]
+    for n, path in enumerate(BLIND_SETS, 1):
+        blind = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         hits = [engine.matches(r["text"], None, [s for s in engine.scanners if s.name == "injection"]) for r in blind]
-        out["injection, blind hold-out (rules + classifier)"] = prf(
-            [any(m.score >= th["injection"] for m in ms) for ms in hits], [bool(r["label"]) for r in blind])
+        flagged = [any(m.score >= th["injection"] for m in ms) for ms in hits]
+        row = prf(flagged, [bool(r["label"]) for r in blind])
+        out[f"injection, blind hold-out {n} (rules + classifier)"] = row
+        if all("category" in r for r in blind):  # the share flagged per category: recall for attacks, FPR for benign
+            cats: dict[str, list[bool]] = {}
+            for r, f in zip(blind, flagged, strict=True):
+                cats.setdefault(f"{'attack' if r['label'] else 'benign'}/{r['category']}", []).append(f)
+            row["flagged_by_category"] = {c: f"{sum(v)}/{len(v)}" for c, v in sorted(cats.items())}
     clf = next((s for s in engine.scanners if type(s).__name__ == "InjectionClassifier"), None)
     if clf is not None and clf.head is not None:
         # How often the cascade ran MiniLM, and what MiniLM on every text (no cascade) would have scored.
@@ -418,6 +424,10 @@ def main() -> int:
     for name, m in q.items():
         print(f"{name:34} {m['precision'] or 0:9.3f} {m['recall'] or 0:7.3f} {m['fpr'] or 0:6.3f} "
               f"{m['positives']:5d} {m['negatives']:5d}")
+    for name, m in q.items():
+        if "flagged_by_category" in m:
+            print(f"\n{name}, flagged per category:")
+            print("\n".join(f"  {c:40} {share}" for c, share in m["flagged_by_category"].items()))
     print("\nLatency, one core (ms): p50 / p99")
     sizes = list(lat)
     print(f"{'scanner':32}" + "".join(f"{s:>20}" for s in sizes))

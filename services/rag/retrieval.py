@@ -199,14 +199,9 @@ def _lexeme(lex: str) -> str:
     return "'" + lex.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def text_queries(lexemes: list[str]) -> tuple[str | None, str | None, str | None, list[str]]:
-    """(the ranking query: any lexeme; every lexeme (None for fewer than two); at least two of the first
-    ``PAIR_LEXEMES`` (None for fewer than three); each lexeme alone)."""
-    ops = [_lexeme(lex) for lex in lexemes if lex]
-    if not ops:
-        return None, None, None, []
-    pairs = " | ".join(f"{a} & {b}" for a, b in itertools.combinations(ops[:PAIR_LEXEMES], 2))
-    return " | ".join(ops), (" & ".join(ops) if len(ops) > 1 else None), (pairs if len(ops) > 2 else None), ops
+def rank_query(lexemes: list[str]) -> str | None:
+    """The ranking query: any of the lexemes (None without any)."""
+    return " | ".join(_lexeme(lex) for lex in lexemes if lex) or None
 
 
 def text_pool_queries(lexemes: list[str], pool: int) -> TextPool:
@@ -364,7 +359,7 @@ async def _text_list(
     """Chunk ids by ``ts_rank_cd`` over any of the query's lexemes (ties: lower id first), ranked over the pool
     (exact mode: over every match); ``explain``: the plan (none without lexemes)."""
     lexemes = await conn.fetchval(_LEXEMES, query)
-    rank_q = text_queries(lexemes)[0]
+    rank_q = rank_query(lexemes)
     if rank_q is None:
         return [] if not explain else ""
     if p.exact:

@@ -17,9 +17,9 @@ from services.rag.retrieval import (
     TextPool,
     explain,
     fuse,
+    rank_query,
     retrieve,
     text_pool_queries,
-    text_queries,
 )
 
 TENANT = "t-sql"
@@ -134,11 +134,13 @@ async def test_stemmed_words_match_once(pool: asyncpg.Pool) -> None:
     assert got and all("expense" in c.text for c in got)
 
 
-def test_text_queries_quote_lexemes() -> None:
-    assert text_queries([]) == (None, None, None, [])
-    assert text_queries(["fog"]) == ("'fog'", None, None, ["'fog'"])
-    assert text_queries(["it's", "a\\b"]) == ("'it''s' | 'a\\\\b'", "'it''s' & 'a\\\\b'", None, ["'it''s'", "'a\\\\b'"])
-    assert text_queries(["a", "b", "c"])[2] == "'a' & 'b' | 'a' & 'c' | 'b' & 'c'"
+def test_queries_quote_lexemes() -> None:
+    assert rank_query([]) is None and rank_query([""]) is None
+    assert rank_query(["fog"]) == "'fog'"
+    assert rank_query(["it's", "a\\b"]) == "'it''s' | 'a\\\\b'"
+    tiers = text_pool_queries(["it's", "a\\b", "c"], 20)
+    assert tiers.singles[0] == ["'it''s'", "'a\\\\b'", "'c'"]
+    assert tiers.pairs[0] == ["'it''s' & 'a\\\\b'", "'it''s' & 'c'", "'a\\\\b' & 'c'"]
 
 
 async def test_bounded_text_pool_puts_chunks_with_every_lexeme_first(pool: asyncpg.Pool) -> None:
@@ -299,7 +301,7 @@ async def test_occurrences_order_chunks_like_ts_rank_cd(pool: asyncpg.Pool) -> N
     queries = ["storm fog lantern", "running storms", "e-mail 2024 self-service it's", "fog", "harbor ship ship"]
     for query in queries:
         lexemes = await pool.fetchval("SELECT tsvector_to_array(to_tsvector('english', $1))", query)
-        any_q, *_, ops = text_queries(lexemes)
+        any_q, ops = rank_query(lexemes), text_pool_queries(lexemes, 1).singles[0]
         rows = await pool.fetch(
             "WITH d AS MATERIALIZED (SELECT to_tsvector('english', t) AS v FROM unnest($3::text[]) t) "
             "SELECT round(10 * ts_rank_cd(v, $1::tsquery))::int AS whole, "

@@ -34,9 +34,9 @@ def test_no_eval_text_identical_near_identical_to_or_inside_a_training_text() ->
     assert not found, "\n".join(f"{k}: eval={eval_texts[i][:100]!r} train={train[j][:100]!r}" for k, i, j in found[:10])
 
 
-def test_no_blind_hold_out_text_leaks_into_training() -> None:
-    blind = [json.loads(line)["text"] for line in (CORPUS.parent / "corpus_blind" / "injection_blind.jsonl")
-             .read_text().splitlines() if line.strip()]
+@pytest.mark.parametrize("path", sorted((CORPUS.parent / "corpus_blind").glob("injection_blind*.jsonl")), ids=str)
+def test_no_blind_hold_out_text_leaks_into_training(path: Path) -> None:
+    blind = [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
     train = _load("injection_train*.jsonl")
     found = overlaps(blind, train)
     assert not found, "\n".join(f"{k}: blind={blind[i][:100]!r} train={train[j][:100]!r}" for k, i, j in found[:10])

@@ -455,7 +455,8 @@ def build(folder: Path) -> list[dict]:
     return finalise(attacks, negatives, rng)
 
 
-EVALUATION_SETS = (CORPUS / "injection_eval.jsonl", CORPUS.parent / "corpus_blind" / "injection_blind.jsonl")
+EVALUATION_SETS = (CORPUS / "injection_eval.jsonl",
+                   *sorted((CORPUS.parent / "corpus_blind").glob("injection_blind*.jsonl")))
 
 
 def finalise(attacks: list[dict], negatives: list[dict], rng: random.Random) -> list[dict]:
