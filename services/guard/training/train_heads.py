@@ -297,15 +297,38 @@ def stack(fast: np.ndarray, slow: np.ndarray, labels: np.ndarray, threshold: flo
             "mean_cv_fpr": round(mean_fpr, 4), "mean_cv_recall": round(mean_recall, 4)}
 
 
+def _checkpointed(stage: str, texts: list[str], labels: np.ndarray, train):
+    """``train()`` (a head, its metadata, its held-out scores), kept in ``FLOTILLA_GUARD_TRAIN_CACHE`` when that
+    is set, keyed by the corpus and this script's source: a retrain cut off by a time limit resumes after the
+    stages it finished."""
+    import hashlib
+    import os
+    import pickle
+
+    folder = os.environ.get("FLOTILLA_GUARD_TRAIN_CACHE")
+    if not folder:
+        return train()
+    key = hashlib.sha1(Path(__file__).read_bytes())
+    for text, label in zip(texts, labels, strict=True):
+        key.update(f"{int(label)}{text}\0".encode())
+    path = Path(folder) / f"{stage}-{key.hexdigest()[:16]}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    out = train()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(out))
+    return out
+
+
 def train_injection_heads(embedder: Embedder) -> tuple[dict, dict]:
     """Both injection heads, then one logit offset for both (:func:`operating_shift`), the cascade's
     ``skip_below`` on the shifted n-gram scores, and how the two heads' scores are combined (:func:`stack`)."""
     rows = injection_rows()
     texts = [r["text"] for r in rows]
     labels = np.array([r["label"] for r in rows])
-    ng_model, ng_meta, fast = _train_ngram(texts, labels)
+    ng_model, ng_meta, fast = _checkpointed("ngram", texts, labels, lambda: _train_ngram(texts, labels))
     print(f"injection n-gram head: {ng_meta}", flush=True)
-    model, meta, slow = train_injection(embedder, texts, labels)
+    model, meta, slow = _checkpointed("minilm", texts, labels, lambda: train_injection(embedder, texts, labels))
     shift = operating_shift(fast, slow, labels)
     delta = shift["delta"]
     fast, slow = _sigmoid(_logit(fast) + delta), _sigmoid(_logit(slow) + delta)  # as the saved heads score
