@@ -118,9 +118,11 @@ def embed_cached(embedder: Embedder, texts: list[str]) -> tuple[np.ndarray, list
 
 
 def _mlp():
-    """The injection head over MiniLM: one ReLU layer of :data:`HIDDEN_UNITS`, then a logistic output.
-    Against a logistic regression over the same instances it kept the first evaluation set's false-positive
-    rate and raised recall on the blind hold-out from 0.89 to 0.95 (at 1.8% FPR), one configuration tried."""
+    """The injection head over MiniLM: one ReLU layer of :data:`HIDDEN_UNITS`, then a logistic output (one
+    setting tried). Against a logistic regression over the same instances, everything else equal (rules +
+    cascade at the 0.8 threshold): on 8,897 training texts, first evaluation set recall 1.00 vs 0.97 (both
+    1.1% FPR), blind hold-out 0.95 vs 0.89 (both 1.8%); on 9,798 (foreign documents and more imports added),
+    0.98 at 1.1% vs 0.97 at 1.7%, and 0.92 at 3.0% vs 0.92 at 3.6%."""
     from sklearn.neural_network import MLPClassifier
 
     return MLPClassifier(hidden_layer_sizes=(HIDDEN_UNITS,), alpha=MLP_ALPHA, max_iter=200, random_state=0)
