@@ -1,6 +1,6 @@
 """Whole non-English documents with and without an injected instruction, written to
-``services/guard/data/corpus/injection_train_foreign_docs.jsonl`` (checked in; ``train_heads`` reads every
-``injection_train*.jsonl``):
+``services/guard/data/corpus/injection_candidate_foreign_docs.jsonl`` (checked in but not trained on: ``train_heads``
+reads only ``injection_train*.jsonl``; see "Candidate files" in the corpus README):
 
     .venv/bin/python -m services.guard.training.build_foreign_docs
 
@@ -35,7 +35,7 @@ from services.guard.training.foreign_doc_texts import LANGUAGES, Language
 from services.guard.training.import_corpora import finalise, write
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
-OUT = CORPUS / "injection_train_foreign_docs.jsonl"
+OUT = CORPUS / "injection_candidate_foreign_docs.jsonl"
 SEED = 20261207
 PER_CELL = 8  # rows per (language, carrier, label)
 MAX_SHARE = 0.2  # of a language's rows of one label, for any one injected or human instruction

