@@ -7,9 +7,9 @@ thresholds, on evaluation sets never used for training —
   * structured PII and secrets: generated here with a fixed seed (valid checksums and provider formats,
     inside sentences) plus hand-written near misses (bad checksums, dates, versions, hashes, prose).
 Speed: p50/p99 per scanner and for the whole input scan (every scanner, the default input policy, a new
-text each run so no cache hits) on 200-character, 1 KB and 8 KB prompts (prose with an e-mail address and a
-phone number; a second variant names people, so spaCy NER runs); and the whole scan on the fast path (no
-MiniLM heads, no NER).
+text each run, every sentence of it new, so the per-sentence embedding cache never answers) on 200-character,
+1 KB and 8 KB prompts (prose with an e-mail address and a phone number; a second variant names people, so
+spaCy NER runs); and the whole scan on the fast path (no MiniLM heads, no NER).
 Throughput: the real guard server (``python -m services.guard``, pinned to one core) over gRPC with mutual
 TLS, 1, 8 and 32 concurrent clients sending 1 KB input scans: scans/s and latency p50/p99.
 
@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import random
+import re
 import string
 import subprocess
 import sys
@@ -272,8 +273,14 @@ PROSE = ("Our team is planning the quarterly review. Please summarise the attach
 
 
 def prompt(size: int, i: int, prose: str = PROSE) -> str:
-    body = (prose * (size // len(prose) + 2))[: size - 8]
-    return f"{body} #{i:06d}"  # unique per run: no cache hits
+    """``size`` characters of ``prose`` in which every sentence carries its own reference (run ``i``, sentence
+    ``k``): the guard caches embeddings per sentence, so repeated sentences would be answered from the cache."""
+    sentences = [s.rstrip(".") for s in re.split(r"(?<=\.) ", prose.strip()) if s]
+    out: list[str] = []
+    while sum(len(x) + 1 for x in out) < size:
+        k = len(out)
+        out.append(f"{sentences[k % len(sentences)]} (ref {i}-{k}).")
+    return " ".join(out)[:size]
 
 
 def pct(xs: list[float], q: float) -> float:
