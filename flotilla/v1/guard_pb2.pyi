@@ -39,7 +39,7 @@ class Policy(_message.Message):
     def __init__(self, name: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[ScannerRule, _Mapping]]] = ...) -> None: ...
 
 class ScanRequest(_message.Message):
-    __slots__ = ("request_id", "tenant_id", "texts", "policy", "restore", "roles", "context")
+    __slots__ = ("request_id", "tenant_id", "texts", "policy", "restore", "roles", "context", "defer_slow")
     class RestoreEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class ScanRequest(_message.Message):
     RESTORE_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    DEFER_SLOW_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     tenant_id: str
     texts: _containers.RepeatedScalarFieldContainer[str]
@@ -61,7 +62,8 @@ class ScanRequest(_message.Message):
     restore: _containers.ScalarMap[str, str]
     roles: _containers.RepeatedScalarFieldContainer[str]
     context: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, request_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., restore: _Optional[_Mapping[str, str]] = ..., roles: _Optional[_Iterable[str]] = ..., context: _Optional[_Iterable[str]] = ...) -> None: ...
+    defer_slow: bool
+    def __init__(self, request_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., restore: _Optional[_Mapping[str, str]] = ..., roles: _Optional[_Iterable[str]] = ..., context: _Optional[_Iterable[str]] = ..., defer_slow: _Optional[bool] = ...) -> None: ...
 
 class Finding(_message.Message):
     __slots__ = ("type", "text_index", "start", "end", "score", "action")
@@ -80,7 +82,7 @@ class Finding(_message.Message):
     def __init__(self, type: _Optional[str] = ..., text_index: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., score: _Optional[float] = ..., action: _Optional[str] = ...) -> None: ...
 
 class ScanResponse(_message.Message):
-    __slots__ = ("verdict", "findings", "redacted_texts", "text_verdicts", "placeholders", "policy")
+    __slots__ = ("verdict", "findings", "redacted_texts", "text_verdicts", "placeholders", "policy", "deferred")
     class PlaceholdersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -94,13 +96,15 @@ class ScanResponse(_message.Message):
     TEXT_VERDICTS_FIELD_NUMBER: _ClassVar[int]
     PLACEHOLDERS_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    DEFERRED_FIELD_NUMBER: _ClassVar[int]
     verdict: Verdict
     findings: _containers.RepeatedCompositeFieldContainer[Finding]
     redacted_texts: _containers.RepeatedScalarFieldContainer[str]
     text_verdicts: _containers.RepeatedScalarFieldContainer[Verdict]
     placeholders: _containers.ScalarMap[str, str]
     policy: str
-    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., redacted_texts: _Optional[_Iterable[str]] = ..., text_verdicts: _Optional[_Iterable[_Union[Verdict, str]]] = ..., placeholders: _Optional[_Mapping[str, str]] = ..., policy: _Optional[str] = ...) -> None: ...
+    deferred: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., redacted_texts: _Optional[_Iterable[str]] = ..., text_verdicts: _Optional[_Iterable[_Union[Verdict, str]]] = ..., placeholders: _Optional[_Mapping[str, str]] = ..., policy: _Optional[str] = ..., deferred: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class OutputStreamStart(_message.Message):
     __slots__ = ("request_id", "tenant_id", "policy", "restore", "context")

@@ -49,6 +49,11 @@ class GuardStub:
                 request_serializer=flotilla_dot_v1_dot_guard__pb2.ScanRequest.SerializeToString,
                 response_deserializer=flotilla_dot_v1_dot_guard__pb2.ScanResponse.FromString,
                 _registered_method=True)
+        self.ScanDeferred = channel.unary_unary(
+                '/flotilla.v1.Guard/ScanDeferred',
+                request_serializer=flotilla_dot_v1_dot_guard__pb2.ScanRequest.SerializeToString,
+                response_deserializer=flotilla_dot_v1_dot_guard__pb2.ScanResponse.FromString,
+                _registered_method=True)
         self.ScanOutputStream = channel.stream_stream(
                 '/flotilla.v1.Guard/ScanOutputStream',
                 request_serializer=flotilla_dot_v1_dot_guard__pb2.OutputStreamRequest.SerializeToString,
@@ -78,6 +83,15 @@ class GuardServicer:
 
     def ScanRetrieved(self, request, context):
         """Retrieved RAG chunks, scanned for indirect injection; text_verdicts says which ones to drop.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScanDeferred(self, request, context):
+        """The slow stage of the learned injection classifier (MiniLM) for texts a ScanInput with `defer_slow` listed
+        in `deferred`: the caller sends those texts (as it sent them to ScanInput) and the same policy. Only the
+        injection classifier runs; the verdict and findings are its own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,6 +128,11 @@ def add_GuardServicer_to_server(servicer, server):
             ),
             'ScanRetrieved': grpc.unary_unary_rpc_method_handler(
                     servicer.ScanRetrieved,
+                    request_deserializer=flotilla_dot_v1_dot_guard__pb2.ScanRequest.FromString,
+                    response_serializer=flotilla_dot_v1_dot_guard__pb2.ScanResponse.SerializeToString,
+            ),
+            'ScanDeferred': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScanDeferred,
                     request_deserializer=flotilla_dot_v1_dot_guard__pb2.ScanRequest.FromString,
                     response_serializer=flotilla_dot_v1_dot_guard__pb2.ScanResponse.SerializeToString,
             ),
@@ -207,6 +226,33 @@ class Guard:
             request,
             target,
             '/flotilla.v1.Guard/ScanRetrieved',
+            flotilla_dot_v1_dot_guard__pb2.ScanRequest.SerializeToString,
+            flotilla_dot_v1_dot_guard__pb2.ScanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScanDeferred(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flotilla.v1.Guard/ScanDeferred',
             flotilla_dot_v1_dot_guard__pb2.ScanRequest.SerializeToString,
             flotilla_dot_v1_dot_guard__pb2.ScanResponse.FromString,
             options,

@@ -208,7 +208,8 @@ class ChatPipeline:
 
     async def open(self, prepared: Prepared, acct: Accounting | None = None) -> Generation:
         gen = await Generation.open(
-            self.up.inference, [prepared.generate], deadlines.inference_timeout(self.settings), prepared.affinity
+            self.up.inference, [prepared.generate], deadlines.inference_timeout(self.settings), prepared.affinity,
+            prepared.guard.deferred_verdict() if prepared.guard is not None else None,
         )
         if acct is not None:
             acct.first_token()  # the first message has arrived

@@ -87,9 +87,11 @@ class CompletionPipeline:
             for i, prompt in enumerate(prompts)
         ], guard)
 
-    async def open(self, requests: list[inference_pb2.GenerateRequest], acct: Accounting | None = None) -> Generation:
+    async def open(self, plan: CompletionPlan, acct: Accounting | None = None) -> Generation:
+        requests = plan.requests
         key = affinity_key([requests[0].prompt[:256]])
-        gen = await Generation.open(self.chat.up.inference, requests, deadlines.inference_timeout(self.settings), key)
+        gen = await Generation.open(self.chat.up.inference, requests, deadlines.inference_timeout(self.settings), key,
+                                    plan.guard.deferred_verdict())
         if acct is not None:
             acct.first_token()
         return gen
@@ -101,7 +103,7 @@ class CompletionPipeline:
         texts: list[list[str]] = [[] for _ in range(total)]
         lps: list[list[inference_pb2.TokenLogprob]] = [[] for _ in range(total)]
         finish: list[str | None] = [None] * total
-        gen = await self.open(requests, acct)
+        gen = await self.open(plan, acct)
         try:
             async for offset, msg in gen.messages():
                 i = offset + msg.delta.index
@@ -141,7 +143,7 @@ class CompletionPipeline:
 
     async def open_stream(self, req: CompletionRequest, plan: CompletionPlan, acct: Accounting | None = None
                           ) -> AsyncIterator[str]:
-        gen = await self.open(plan.requests, acct)
+        gen = await self.open(plan, acct)
         return self._sse(req, gen, plan.guard, acct)
 
     async def _sse(

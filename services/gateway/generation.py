@@ -7,8 +7,9 @@ prompt ``p`` with ``n`` choices owns indices ``p*n … p*n+n-1`` (OpenAI's numbe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,10 +70,31 @@ class Generation:
 
     @classmethod
     async def open(
-        cls, router: InferenceRouter, requests: list[inference_pb2.GenerateRequest], timeout: float, key: str
+        cls, router: InferenceRouter, requests: list[inference_pb2.GenerateRequest], timeout: float, key: str,
+        verdict: Awaitable[None] | None = None,
     ) -> Generation:
         """Start every request and wait for each first message, so errors (unknown model, prompt too long,
-        no replica) surface as HTTP errors before any byte of the response is sent."""
+        no replica) surface as HTTP errors before any byte of the response is sent.
+
+        ``verdict``: the rest of the guard's input scan (:meth:`GuardSession.deferred_verdict`), awaited while the
+        requests start, so the model reads the prompt meanwhile. When it raises (the prompt is blocked), the
+        requests are stopped (vLLM aborts them) and its error is raised: no output is ever released."""
+        if verdict is None:
+            return await cls._open(router, requests, timeout, key)
+        opening = asyncio.ensure_future(cls._open(router, requests, timeout, key))
+        try:
+            await verdict
+        except BaseException:
+            opening.cancel()
+            with contextlib.suppress(BaseException):
+                (await opening).close()
+            raise
+        return await opening
+
+    @classmethod
+    async def _open(
+        cls, router: InferenceRouter, requests: list[inference_pb2.GenerateRequest], timeout: float, key: str
+    ) -> Generation:
         gen = cls(router)
         n = requests[0].sampling.n or 1
 
@@ -80,7 +102,16 @@ class Generation:
             call, first, replica = await router.open(request, timeout, key)
             return _Stream(call, first, replica, i * n)
 
-        results = await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)), return_exceptions=True)
+        tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(requests)]
+        try:
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        except BaseException:  # cancelled (the client left, the guard blocked): stop the streams already open
+            for t in tasks:
+                t.cancel()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            gen.streams = [r for r in done if isinstance(r, _Stream)]
+            gen.close()
+            raise
         gen.streams = [r for r in results if isinstance(r, _Stream)]
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:

@@ -13,7 +13,9 @@ the caller's own documents, like the caller's own restored values, is not redact
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -117,6 +119,9 @@ class GuardSession:
     enabled: bool = True  # False: the guard is turned off in settings; every scan passes the text through
     skipped: bool = False  # the guard was unreachable and a scan was skipped (guard_fail_open)
     tenant_id: str = ""  # the caller's tenant (the gateway's own when there are no keys)
+    # The input scan's deferred slow stage (ScanDeferred), running while the model reads the prompt: its outcome
+    # is the error to raise (a block, or the guard failing), or None.
+    _deferred: asyncio.Task[OpenAIError | None] | None = field(default=None, repr=False)
 
     def _request(self, stage: Stage, texts: list[str], restore: bool = False) -> guard_pb2.ScanRequest:
         req = guard_pb2.ScanRequest(request_id=self.request_id, tenant_id=self.tenant_id or self.settings.tenant_id,
@@ -176,15 +181,39 @@ class GuardSession:
         (one chat role per text) lets the guard trust the operator's system messages."""
         request = self._request("input", texts)
         request.roles.extend(roles or [])
+        request.defer_slow = self.settings.guard_defer_slow
         resp = await self._call("ScanInput", request)
         if resp is None:
             return texts
         if resp.verdict == guard_pb2.VERDICT_BLOCK:
             raise policy_error(sorted({f.type for f in resp.findings if f.action == "block"}))
+        if resp.deferred:
+            later = self._request("input", [texts[i] for i in resp.deferred])
+            self._deferred = asyncio.ensure_future(self._scan_deferred(later))
         self.restore.update(resp.placeholders)
         if len(resp.redacted_texts) == len(texts):
             return list(resp.redacted_texts)
         return texts
+
+    async def _scan_deferred(self, request: guard_pb2.ScanRequest) -> OpenAIError | None:
+        """ScanDeferred's outcome as a value (so a task nobody awaits, the request having failed meanwhile, logs
+        nothing): the block or the guard's failure to raise, or None."""
+        try:
+            resp = await self._call("ScanDeferred", request)
+        except OpenAIError as exc:
+            return exc
+        if resp is not None and resp.verdict == guard_pb2.VERDICT_BLOCK:
+            return policy_error(sorted({f.type for f in resp.findings if f.action == "block"}))
+        return None
+
+    def deferred_verdict(self) -> Awaitable[None] | None:
+        """The rest of the input scan when the guard deferred its slow stage (``guard_defer_slow``): an awaitable
+        that raises the block, for :meth:`Generation.open` to await while the model reads the prompt; None when
+        nothing is pending. No output may be released before it has returned."""
+        if self._deferred is None:
+            return None
+        task, self._deferred = self._deferred, None
+        return _raise_outcome(task)
 
     def restored(self, text: str) -> str:
         """``text`` (a masked prompt) with the caller's restorable values back: what may search the caller's own
@@ -256,3 +285,8 @@ class GuardClient:
         return GuardSession(self.stub, self.settings, request_id, self.source.policies(principal),
                             enabled=self.settings.guard_enabled,
                             tenant_id=getattr(principal, "tenant_id", None) or self.settings.tenant_id)
+
+
+async def _raise_outcome(task: asyncio.Task[OpenAIError | None]) -> None:
+    if (error := await task) is not None:
+        raise error

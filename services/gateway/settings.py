@@ -35,6 +35,10 @@ class GatewaySettings(ServiceSettings):
 
     # Deadlines (seconds) of each gRPC hop.
     guard_timeout_s: float = 2.0
+    # The guard's slow stage (the MiniLM injection classifier, for prompts its fast first stage cannot call benign)
+    # runs while the model already reads the prompt: no output is released before its verdict, and a block stops
+    # the generation. False: the whole input scan finishes before inference starts.
+    guard_defer_slow: bool = True
     rag_timeout_s: float = 5.0
     inference_timeout_s: float = 600.0
 

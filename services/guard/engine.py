@@ -34,6 +34,7 @@ class ScanResult:
     texts: list[str] | None  # the texts to use instead (redacted and/or restored); None: unchanged
     text_verdicts: list[Verdict]
     placeholders: dict[str, str] = field(default_factory=dict)
+    deferred: list[int] = field(default_factory=list)  # texts whose classifier's slow stage was left for later
 
 
 class _Locked:
@@ -95,29 +96,47 @@ class Engine:
 
     def matches(self, text: str, policy: Policy | None, scanners: list[Scanner] | None = None) -> list[Match]:
         """Every scanner's matches (those whose rule is ``off`` are skipped when a policy is given)."""
+        return self._matches(text, policy, scanners, defer=False)[0]
+
+    def _matches(
+        self, text: str, policy: Policy | None, scanners: list[Scanner] | None, defer: bool
+    ) -> tuple[list[Match], bool]:
+        """:meth:`matches`, and whether a classifier's slow stage was deferred (``defer``: scanners with
+        ``scan_fast`` answer from their first stage when it decides, and are left out otherwise)."""
         found: list[Match] = []
+        deferred = False
         for s in scanners if scanners is not None else self.scanners:
             if policy is not None and not policy.active(s.name):
                 continue
             t0 = time.perf_counter()
-            found.extend(s.scan(text))
+            fast = getattr(s, "scan_fast", None) if defer else None
+            got = s.scan(text) if fast is None else fast(text)
+            if got is None:
+                deferred = True
+            else:
+                found.extend(got)
             SCANNER_SECONDS.labels(s.name).observe(time.perf_counter() - t0)
-        return found
+        return found, deferred
 
     def scan(
         self, texts: list[str], policy: Policy, restore_map: dict[str, str] | None = None,
-        roles: list[str] | None = None, context: list[str] | None = None,
+        roles: list[str] | None = None, context: list[str] | None = None, defer: bool = False,
     ) -> ScanResult:  # fmt: skip
         """Apply ``policy`` to ``texts``; ``roles`` (one per text, or None) marks the operator's trusted
         system/developer messages, which skip the injection scanners unless ``scan_system_messages``.
         For an answer, PII the caller already has — the values of ``restore_map`` and values found verbatim in
-        ``context`` (its retrieved chunks) — is not a finding, and ``restore_map``'s placeholders are restored."""
+        ``context`` (its retrieved chunks) — is not a finding, and ``restore_map``'s placeholders are restored.
+        ``defer``: leave the learned classifier's slow stage out and list the texts that need it
+        (:meth:`scan_deferred` runs it)."""
         restore_map = restore_map or {}
         findings: list[Finding] = []
         per_text: list[list[Finding]] = []
+        deferred: list[int] = []
         for i, text in enumerate(texts):
             trusted = bool(roles) and roles[i] in TRUSTED_ROLES and not self.scan_system_messages
-            matches = self.matches(text, policy, self._untrusted_only if trusted else None)
+            matches, later = self._matches(text, policy, self._untrusted_only if trusted else None, defer)
+            if later:
+                deferred.append(i)
             fs = decide(own_values(matches, text, restore_map, context or []), i, policy)
             per_text.append(fs)
             findings.extend(fs)
@@ -125,7 +144,7 @@ class Engine:
         verdict = verdict_of(findings)
         text_verdicts = [verdict_of(fs) for fs in per_text]
         if verdict == "block":
-            return ScanResult(verdict, findings, None, text_verdicts)
+            return ScanResult(verdict, findings, None, text_verdicts)  # nothing left to decide: no deferral
         restorable = frozenset(s for s, r in policy.rules.items() if r.restore)
         redactor = Redactor(restorable, restore_map)
         for text in texts:
@@ -139,7 +158,20 @@ class Engine:
         if restore_map:
             out = [restore(t, restore_map) for t in out]
         changed = out != list(texts)
-        return ScanResult(verdict, findings, out if changed else None, text_verdicts, redactor.restore_map)
+        return ScanResult(verdict, findings, out if changed else None, text_verdicts, redactor.restore_map, deferred)
+
+    def scan_deferred(self, texts: list[str], policy: Policy) -> ScanResult:
+        """The slow stage :meth:`scan` with ``defer`` left out, for the texts it listed: only the scanners that
+        defer (the learned injection classifier) run."""
+        deferrable = [s for s in self.scanners if hasattr(s, "scan_fast")]
+        findings: list[Finding] = []
+        per_text: list[list[Finding]] = []
+        for i, text in enumerate(texts):
+            fs = decide(self.matches(text, policy, deferrable), i, policy)
+            per_text.append(fs)
+            findings.extend(fs)
+        count(findings)
+        return ScanResult(verdict_of(findings), findings, None, [verdict_of(fs) for fs in per_text])
 
     def moderate(self, text: str, policy: Policy) -> tuple[dict[str, tuple[float, bool]], list[Match]]:
         """Score per category (and whether it reaches its scanner's threshold) for one text; every toxicity

@@ -58,15 +58,21 @@ class GuardServicer(guard_pb2_grpc.GuardServicer):
             raise  # unreachable: abort raises
 
     async def _scan(self, stage: str, request: guard_pb2.ScanRequest, context) -> guard_pb2.ScanResponse:
-        policy = await self._policy(stage, request.policy if request.HasField("policy") else None, context)
+        # ScanDeferred finishes an input scan: the input stage's default policy.
+        default = "input" if stage == "deferred" else stage
+        policy = await self._policy(default, request.policy if request.HasField("policy") else None, context)
         roles = list(request.roles)
         if roles and len(roles) != len(request.texts):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "roles must be empty or one per text")
         started = time.perf_counter()
-        result: ScanResult = await self._run(
-            self.engine.scan, list(request.texts), policy, dict(request.restore), roles if stage == "input" else None,
-            list(request.context) if stage == "output" else None,
-        )
+        if stage == "deferred":
+            result: ScanResult = await self._run(self.engine.scan_deferred, list(request.texts), policy)
+        else:
+            result = await self._run(
+                self.engine.scan, list(request.texts), policy, dict(request.restore),
+                roles if stage == "input" else None, list(request.context) if stage == "output" else None,
+                stage == "input" and request.defer_slow,
+            )
         SCAN_SECONDS.labels(stage).observe(time.perf_counter() - started)
         VERDICTS.labels(stage, result.verdict).inc()
         if result.findings:
@@ -78,10 +84,14 @@ class GuardServicer(guard_pb2_grpc.GuardServicer):
             text_verdicts=[_VERDICTS[v] for v in result.text_verdicts],
             placeholders=result.placeholders if stage == "input" else {},
             policy=policy.name,
+            deferred=result.deferred,
         )
 
     async def ScanInput(self, request: guard_pb2.ScanRequest, context: grpc.aio.ServicerContext):
         return await self._scan("input", request, context)
+
+    async def ScanDeferred(self, request: guard_pb2.ScanRequest, context: grpc.aio.ServicerContext):
+        return await self._scan("deferred", request, context)
 
     async def ScanOutput(self, request: guard_pb2.ScanRequest, context: grpc.aio.ServicerContext):
         return await self._scan("output", request, context)

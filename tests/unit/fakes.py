@@ -6,6 +6,7 @@ verdict; ``FakeRag`` returns fixed chunks. Each records what it was sent.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import grpc
@@ -133,6 +134,11 @@ class FakeGuard:
     # ScanInput masks these values with their placeholders (value → placeholder) and returns them for restoring.
     input_masks: dict[str, str] = field(default_factory=dict)
     error: grpc.aio.AioRpcError | None = None  # every scan fails with this (e.g. UNAVAILABLE: guard unreachable)
+    # Set: a ScanInput with ``defer_slow`` leaves every text to ScanDeferred, which answers this verdict after
+    # ``deferred_delay_s`` (the real guard's slow stage, running while inference starts).
+    deferred_verdict: int | None = None
+    deferred_delay_s: float = 0.0
+    deferred: list[list[str]] = field(default_factory=list)  # texts ScanDeferred was sent
 
     def _fail(self) -> None:
         if self.error is not None:
@@ -160,7 +166,16 @@ class FakeGuard:
         if masked != list(request.texts) and answer.verdict != guard_pb2.VERDICT_BLOCK:
             answer.verdict = guard_pb2.VERDICT_REDACT
             answer.redacted_texts[:] = masked
+        if request.defer_slow and self.deferred_verdict is not None and answer.verdict != guard_pb2.VERDICT_BLOCK:
+            answer.deferred.extend(range(len(request.texts)))
         return answer
+
+    async def ScanDeferred(self, request: guard_pb2.ScanRequest, timeout: float | None = None):
+        self._fail()
+        self.deferred.append(list(request.texts))
+        self.requests.append(request)
+        await asyncio.sleep(self.deferred_delay_s)
+        return self._answer(self.deferred_verdict or guard_pb2.VERDICT_ALLOW, list(request.texts))
 
     async def ScanOutput(self, request: guard_pb2.ScanRequest, timeout: float | None = None):
         self._fail()

@@ -259,3 +259,40 @@ async def test_rag_searches_with_the_callers_values_and_the_answer_scan_gets_the
     assert list(parts["guard"].requests[-1].context) == []
     assert "[PERSON_1]" in parts["inference"].requests[-1].chat.messages[-1].content  # and nothing unmasked
 
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("route", ["chat/completions", "completions"])
+async def test_a_deferred_block_stops_the_generation_before_any_output(parts, route: str, stream: bool) -> None:
+    """The guard's slow stage runs while inference starts; its block still answers 400 before any byte of the
+    response, and the generation already under way is cancelled."""
+    guard = parts["guard"]
+    guard.deferred_verdict, guard.deferred_delay_s = guard_pb2.VERDICT_BLOCK, 0.05
+    settings = GatewaySettings(**POLICIES)
+    access, key = fake_access(settings)
+    app = create_app(settings, fake_upstreams(**parts), access)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
+        r = await http.post(f"/v1/{route}", headers={"Authorization": f"Bearer {key}"},
+                            json={"model": FAKE_MODEL, "stream": stream, **ASK[route]})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "content_policy_violation" and "fake.finding" in r.json()["error"]["message"]
+    scan_in = guard.requests[0]
+    assert scan_in.defer_slow and guard.deferred == [list(scan_in.texts)]
+    assert parts["inference"].calls and all(c.cancelled for c in parts["inference"].calls)
+    assert not guard.outputs and not guard.stream_starts  # nothing was generated for the caller
+
+
+async def test_a_deferred_allow_answers_and_deferral_can_be_turned_off(parts) -> None:
+    guard = parts["guard"]
+    guard.deferred_verdict = guard_pb2.VERDICT_ALLOW
+    for defer in (True, False):
+        settings = GatewaySettings(guard_defer_slow=defer, **POLICIES)
+        access, key = fake_access(settings)
+        app = create_app(settings, fake_upstreams(**parts), access)
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+        client = openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
+        first = len(guard.requests)
+        resp = await client.chat.completions.create(model=FAKE_MODEL, messages=USER)
+        assert resp.choices[0].message.content == "echo: hello there friend"
+        assert guard.requests[first].defer_slow is defer  # the input scan (then ScanDeferred, the answer's scan)
+        assert len(guard.deferred) == 1  # only the deferring gateway asked for the slow stage

@@ -11,6 +11,9 @@
    held-out training folds (``stack`` in the head's training metadata), or their mean where training
    found the stack no better.
 
+The second stage can be deferred (:meth:`InjectionClassifier.scan_fast`; ``ScanInput`` with ``defer_slow``,
+then ``ScanDeferred``) so that it runs while the model already reads the prompt, off the request's critical path.
+
 Both heads, the cascade's ``skip_below`` and the stack (picked by cross-validation on the training set only) are
 written by ``python -m services.guard.training.train_heads`` from the corpus under
 ``services/guard/data/corpus``. The scanner reports one whole-text match with the probability as its score.
@@ -54,23 +57,45 @@ class InjectionClassifier:
         # How the two heads' probabilities combine (fitted on held-out training folds); None: their mean.
         self.stack: dict | None = self.head.meta.get("training", {}).get("stack") if self.head is not None else None
 
-    def probability(self, text: str) -> float:
-        if not text.strip():
-            return 0.0
+    def fast(self, text: str) -> tuple[float, list[str] | None]:
+        """The first stage: the n-gram probability, and the segments the second stage must embed (None when the
+        first stage's probability is the answer)."""
         norm, _ = normalise(text)  # homoglyphs and invisible characters do not hide words from the n-grams
         segs = segments(norm)
         probs = self.ngram.probabilities(norm)
         fast = float(probs.max())
         if self.head is None or self.embedder is None or fast < self.skip_below:
-            return fast
+            return fast, None
+        if len(segs) == 1:
+            return fast, [norm]
+        return fast, [s for s, p in zip(segs, probs, strict=True) if p >= self.skip_below]
+
+    def slow(self, fast: float, suspicious: list[str]) -> float:
+        """The second stage: MiniLM over the suspicious segments, combined with the first stage's probability."""
+        assert self.head is not None and self.embedder is not None
         self.minilm_runs += 1
-        suspicious = [s for s, p in zip(segs, probs, strict=True) if p >= self.skip_below] if len(segs) > 1 else []
-        rows = np.concatenate([self.embedder.embed(s) for s in suspicious]) if suspicious else self.embedder.embed(norm)
-        slow = self.head.predict(rows)["injection"]
+        slow = self.head.predict(np.concatenate([self.embedder.embed(s) for s in suspicious]))["injection"]
         if self.stack is None:
             return (fast + slow) / 2
         z = self.stack["w_fast"] * _logit(fast) + self.stack["w_slow"] * _logit(slow) + self.stack["bias"]
         return float(1.0 / (1.0 + np.exp(-z)))
 
+    def probability(self, text: str) -> float:
+        if not text.strip():
+            return 0.0
+        fast, suspicious = self.fast(text)
+        return fast if suspicious is None else self.slow(fast, suspicious)
+
+    def _match(self, text: str, probability: float) -> list[Match]:
+        return [Match("injection.classifier", 0, len(text), probability)]
+
     def scan(self, text: str) -> list[Match]:
-        return [Match("injection.classifier", 0, len(text), self.probability(text))] if text.strip() else []
+        return self._match(text, self.probability(text)) if text.strip() else []
+
+    def scan_fast(self, text: str) -> list[Match] | None:
+        """:meth:`scan` when the first stage decides; None when the text needs the second stage (which the guard
+        can then run off the request's critical path: ``ScanDeferred``)."""
+        if not text.strip():
+            return []
+        fast, suspicious = self.fast(text)
+        return self._match(text, fast) if suspicious is None else None
