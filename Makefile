@@ -46,12 +46,6 @@ bench-inference: install
 bench-guard: install
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c 0 $(PY) benchmarks/bench_guard.py
 
-## make bench-guard-ttft: what the guard adds to time to first token through the real fleet (slow stage deferred,
-## whole scan first, guard off); JSON in benchmarks/results/guard_ttft.json.
-.PHONY: bench-guard-ttft
-bench-guard-ttft: install
-	$(PY) -m benchmarks.bench_guard_ttft $(BENCH_ARGS)
-
 ## make bench-rag: ingestion chunks/s, retrieval latency and recall@5 vs exact search at 10k/100k chunks, answer
 ## grounding on benchmarks/data/rag through the real fleet; JSON in benchmarks/results/rag.json.
 ## make bench-gateway: the gateway's added latency (auth + quotas + ledger) at fixed request rates against a
