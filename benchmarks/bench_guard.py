@@ -47,7 +47,7 @@ from services.guard.settings import GuardSettings  # noqa: E402
 
 CORPUS = ROOT / "services" / "guard" / "data" / "corpus"
 # Blind hold-out sets, each written by a session that never saw the rules, the training corpora or the other sets
-# (see corpus_blind/README.md): injection_blind.jsonl (set 1), injection_blind2.jsonl (set 2), ...
+# (see corpus_blind/README.md): injection_blind.jsonl (set 1), ...; a spent set moves to the training corpus
 BLIND_SETS = sorted((ROOT / "services" / "guard" / "data" / "corpus_blind").glob("injection_blind*.jsonl"))
 RESULTS = ROOT / "benchmarks" / "results" / "guard.json"
 
