@@ -25,9 +25,10 @@ from services.guard.scanners.injection import normalise
 DATA = Path(__file__).resolve().parent.parent / "data"
 CORPUS = DATA / "corpus"
 TOXICITY_LABELS = ["harassment", "hate", "violence", "self_harm", "sexual"]
-# The injection cascade's false-positive budget on held-out training folds: half the 2% target, leaving room
-# for benign prompts unlike any in the training set.
-OPERATING_FPR = 0.01
+# The injection cascade's false-positive budget on held-out training folds: the 2% target. (Half of it, 1%, left
+# room for benign prompts unlike any in training; with the harder negatives of session 6 the 2% point gave more
+# recall on both development sets together at 1.4% of their benign texts: corpus README, "Second hand-written file".)
+OPERATING_FPR = 0.02
 # The injection head over MiniLM (:func:`_mlp`): hidden units and L2 penalty (one setting, not searched).
 HIDDEN_UNITS = 256
 MLP_ALPHA = 1e-3
