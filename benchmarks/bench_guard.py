@@ -195,7 +195,8 @@ def quality(engine: Engine, policy: Policy) -> dict:
                        ("injection classifier only", lambda m: m.type == "injection.classifier")):
         out[name] = prf([any(pick(m) and m.score >= th["injection"] for m in ms) for ms in scored], labels)
     out["injection (rules + classifier)"]["threshold"] = th["injection"]
-    for n, path in enumerate(BLIND_SETS, 1):
+    for path in BLIND_SETS:
+        n = path.stem.removeprefix("injection_blind") or "1"  # the set's number (set 2 is spent: training data)
         blind = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         hits = [engine.matches(r["text"], None, [s for s in engine.scanners if s.name == "injection"]) for r in blind]
         flagged = [any(m.score >= th["injection"] for m in ms) for ms in hits]
@@ -302,7 +303,7 @@ def latency(engine: Engine, fast: Engine, policy: Policy, runs: dict[int, int]) 
     for size, n in runs.items():
         per: dict[str, list[float]] = {
             k: [] for k in (*names, "total (input scan)", "total (input scan), text naming people", DEFERRED,
-                            "total, fast path")
+                            f"{DEFERRED}, text naming people", "total, fast path")
         }
         for i in range(n + 2):
             text = prompt(size, i)
@@ -325,6 +326,10 @@ def latency(engine: Engine, fast: Engine, policy: Policy, runs: dict[int, int]) 
             engine.scan([prompt(size, 40_000 + i)], policy, defer=True)
             if i >= 2:
                 per[DEFERRED].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            engine.scan([prompt(size, 50_000 + i, NAMED)], policy, defer=True)
+            if i >= 2:
+                per[f"{DEFERRED}, text naming people"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             fast.scan([prompt(size, 20_000 + i)], policy)
             if i >= 2:
@@ -450,9 +455,9 @@ def main() -> int:
             print("\n".join(f"  {c:40} {share}" for c, share in m["flagged_by_category"].items()))
     print("\nLatency, one core (ms): p50 / p99")
     sizes = list(lat)
-    print(f"{'scanner':48}" + "".join(f"{s:>20}" for s in sizes))
+    print(f"{'scanner':68}" + "".join(f"{s:>20}" for s in sizes))
     for name in lat[sizes[0]]:
-        print(f"{name:48}" + "".join(f"{lat[s][name]['p50_ms']:>10.2f} /{lat[s][name]['p99_ms']:>8.2f}" for s in sizes))
+        print(f"{name:68}" + "".join(f"{lat[s][name]['p50_ms']:>10.2f} /{lat[s][name]['p99_ms']:>8.2f}" for s in sizes))
     print(f"\nThroughput, 1 KB input scans over mTLS gRPC ({tput['server']})")
     for row in tput["levels"]:
         print(f"  {row['concurrency']:3d} concurrent: {row['scans_per_s']:7.1f} scans/s, p50 {row['p50_ms']:.2f} ms, "
