@@ -26,7 +26,7 @@ def smoke_slo(tmp_path: Path) -> Path:
         "  - {metric: error_rate, max: 0}\n"
         "  - {metric: requests, endpoint: rag.stream, min: 1}\n"
         "  - {metric: ttft_p95_ms, max: 60000}\n"
-        "  - {metric: tokens_per_s_p50, min: 0.5}\n"
+        "  - {metric: tokens_per_s_p50, min: 0.05}\n"  # the gate works; no speed claim on a shared CPU
     )
     return path
 
