@@ -186,7 +186,7 @@ class GuardSession:
         if resp is None:
             return texts
         if resp.verdict == guard_pb2.VERDICT_BLOCK:
-            raise policy_error(sorted({f.type for f in resp.findings if f.action == "block"}))
+            raise _blocked(resp)
         if resp.deferred:
             later = self._request("input", [texts[i] for i in resp.deferred])
             self._deferred = asyncio.ensure_future(self._scan_deferred(later))
@@ -203,7 +203,7 @@ class GuardSession:
         except OpenAIError as exc:
             return exc
         if resp is not None and resp.verdict == guard_pb2.VERDICT_BLOCK:
-            return policy_error(sorted({f.type for f in resp.findings if f.action == "block"}))
+            return _blocked(resp)
         return None
 
     def deferred_verdict(self) -> Awaitable[None] | None:
@@ -285,6 +285,11 @@ class GuardClient:
         return GuardSession(self.stub, self.settings, request_id, self.source.policies(principal),
                             enabled=self.settings.guard_enabled,
                             tenant_id=getattr(principal, "tenant_id", None) or self.settings.tenant_id)
+
+
+def _blocked(resp: guard_pb2.ScanResponse) -> OpenAIError:
+    """The 400 for a blocked scan, naming the finding types that blocked it."""
+    return policy_error(sorted({f.type for f in resp.findings if f.action == "block"}))
 
 
 async def _raise_outcome(task: asyncio.Task[OpenAIError | None]) -> None:
