@@ -23,10 +23,15 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/flotilla run
 
-## make test: installs what it needs and runs the whole suite (unit, integration, end-to-end).
+## make test: installs what it needs and runs the whole suite: unit, integration and deploy tests, then the
+## end-to-end suite against the real fleet in a pytest process of its own (in-process gRPC servers never share a
+## process with the fleet's clients and health waits). Both always run; either failing fails the target.
+## PYTEST_ARGS adds options to both (e.g. PYTEST_ARGS="-x -k guard").
 test: install
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -rs --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -rs --durations=15 --ignore=tests/e2e $(PYTEST_ARGS); first=$$?; \
+	$(PY) -m pytest -q -rs --durations=15 tests/e2e $(PYTEST_ARGS); second=$$?; \
+	test $$first -eq 0 -a $$second -eq 0
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc.experimental.aio
 import pytest
 
 from flotilla.devfleet import DevFleet, FleetConfig
@@ -22,6 +23,18 @@ MODEL_NAME = "SmolLM2-135M-Instruct"
 
 
 _handed_out: set[int] = set()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hold one reference on gRPC's asyncio runtime for the whole run.
+
+    grpc.aio starts its runtime (gRPC core, a completion-queue poller thread) with the first aio object and
+    shuts it down when the last one is collected; a test process creates and drops hundreds of in-process
+    servers and channels, and sync channels (the fleet's health waits) take gRPC core through the same
+    refcount. Twice a CI run hung at the first in-process server after the fleet suite, with gRPC seen
+    re-initialising (grpc/grpc#22365 describes the same shutdown/re-init hazard and this remedy). A service
+    process never drops to zero objects, so only tests need this."""
+    grpc.experimental.aio.init_grpc_aio()
 
 
 def flotilla_cli(fleet: DevFleet, *args: str) -> str:
