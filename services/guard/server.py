@@ -42,13 +42,18 @@ class GuardServicer(guard_pb2_grpc.GuardServicer):
             "retrieved": Policy.parse(settings.retrieved_policy, "default"),
         }
         # Scans are CPU-bound and mostly hold the GIL: one thread per core this process may run on.
-        self.pool = ThreadPoolExecutor(settings.scan_workers or len(os.sched_getaffinity(0)), thread_name_prefix="scan")
+        workers = settings.scan_workers or len(os.sched_getaffinity(0))
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="scan")
+        # ScanDeferred's MiniLM passes run while the model already reads the prompt; in a pool of their own they
+        # never queue the scans a request is waiting on (ScanInput's first part, output deltas) behind them.
+        self.deferred_pool = ThreadPoolExecutor(settings.deferred_workers or workers, thread_name_prefix="deferred")
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.deferred_pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.pool, partial(fn, *args))
+    async def _run(self, fn, *args, pool: ThreadPoolExecutor | None = None):
+        return await asyncio.get_running_loop().run_in_executor(pool or self.pool, partial(fn, *args))
 
     async def _policy(self, stage: str, policy: guard_pb2.Policy | None, context) -> Policy:
         try:
@@ -66,7 +71,8 @@ class GuardServicer(guard_pb2_grpc.GuardServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "roles must be empty or one per text")
         started = time.perf_counter()
         if stage == "deferred":
-            result: ScanResult = await self._run(self.engine.scan_deferred, list(request.texts), policy)
+            result: ScanResult = await self._run(self.engine.scan_deferred, list(request.texts), policy,
+                                                 pool=self.deferred_pool)
         else:
             result = await self._run(
                 self.engine.scan, list(request.texts), policy, dict(request.restore),

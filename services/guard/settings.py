@@ -35,4 +35,5 @@ class GuardSettings(ServiceSettings):
     # Injection scanning of the operator's system/developer messages (ScanRequest.roles); off: trusted.
     scan_system_messages: bool = False
     scan_workers: int = 0  # threads scanning off the event loop; 0: one per CPU
+    deferred_workers: int = 0  # threads for ScanDeferred (the MiniLM stage run beside inference); 0: scan_workers
     stream_max_hold_chars: int = 4096  # a stream never holds back more than this
