@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from flotilla import __version__
-from services.gateway import admin, moderations, rag_routes, tracing
+from services.gateway import admin, degraded, moderations, rag_routes, tracing
 from services.gateway.access import Access, Accounting, estimate_prompt_tokens
 from services.gateway.chat import ChatPipeline
 from services.gateway.completions import CompletionPipeline
@@ -49,7 +49,12 @@ def _max_new(chat: ChatPipeline, model: str, max_tokens: int | None, prompt_esti
 
 
 def _rate_headers(acct: Accounting) -> dict[str, str]:
-    return dict(acct.reservation.headers) if acct.reservation is not None else {}
+    """The quota headers, and ``x-flotilla-guard: skipped`` when a guard scan of the request was skipped (fail-open).
+    Called once inference has opened, after the deferred part of the input scan has answered."""
+    headers = dict(acct.reservation.headers) if acct.reservation is not None else {}
+    if acct.guard is not None and acct.guard.skipped:
+        headers[degraded.GUARD_HEADER] = "skipped"
+    return headers
 
 
 async def accounted(access: Access, acct: Accounting, events: AsyncIterator[str]) -> AsyncIterator[str]:
@@ -201,12 +206,12 @@ def create_app(
         async def run() -> Response:
             prepared = await chat.prepare(body, acct.request_id, key.tenant_id, acct.id, principal=key)
             acct.guard = prepared.guard
-            headers = {**prepared.headers, **_rate_headers(acct)}
             if body.stream:
                 events = await chat.open_stream(body, prepared, acct)
                 return StreamingResponse(accounted(access, acct, events), media_type="text/event-stream",
-                                         headers={**SSE_HEADERS, **headers})
-            return JSONResponse((await chat.complete(body, prepared, acct)).model_dump(), headers=headers)
+                                         headers={**SSE_HEADERS, **prepared.headers, **_rate_headers(acct)})
+            result = await chat.complete(body, prepared, acct)
+            return JSONResponse(result.model_dump(), headers={**prepared.headers, **_rate_headers(acct)})
 
         return await _accounted_call(access, acct, run)
 

@@ -148,8 +148,6 @@ class ChatPipeline:
                 if shown := guard.shown_in_context():  # e.g. a name the question shares with the documents
                     messages = [(role, restore(text, shown), name) for role, text, name in messages]
                 messages.insert(0, ("system", citations.context_message(chunks), ""))
-        if guard.skipped:
-            headers[degraded.GUARD_HEADER] = "skipped"
 
         generate = inference_pb2.GenerateRequest(
             request_id=request_id,

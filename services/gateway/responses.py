@@ -261,13 +261,15 @@ async def create_response(body: ResponsesRequest, request: Request):
         prepared = await chat.prepare(chat_req, acct.request_id, key.tenant_id, acct.id, retrieval=retrieval,
                                       principal=key)
         turn.chunks = list(prepared.chunks)
-        headers = {**prepared.headers, **_rate_headers(acct)}
+        acct.guard = prepared.guard
         if body.stream:
             events = await chat.open_stream(chat_req, prepared, acct)
             attribute = lambda text: chat.cite(prepared, text, clean=True)  # noqa: E731 (the answer has no markers)
             return StreamingResponse(accounted(access, acct, _stream(turn, events, attribute)),
-                                     media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-        return JSONResponse(await _complete(chat, chat_req, prepared, turn, acct), headers=headers)
+                                     media_type="text/event-stream",
+                                     headers={**SSE_HEADERS, **prepared.headers, **_rate_headers(acct)})
+        result = await _complete(chat, chat_req, prepared, turn, acct)
+        return JSONResponse(result, headers={**prepared.headers, **_rate_headers(acct)})
 
     return await _accounted_call(access, acct, run)
 

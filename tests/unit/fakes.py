@@ -139,6 +139,7 @@ class FakeGuard:
     deferred_verdict: int | None = None
     deferred_delay_s: float = 0.0
     deferred: list[list[str]] = field(default_factory=list)  # texts ScanDeferred was sent
+    deferred_error: grpc.aio.AioRpcError | None = None  # ScanDeferred alone fails with this
 
     def _fail(self) -> None:
         if self.error is not None:
@@ -172,6 +173,8 @@ class FakeGuard:
 
     async def ScanDeferred(self, request: guard_pb2.ScanRequest, timeout: float | None = None):
         self._fail()
+        if self.deferred_error is not None:
+            raise self.deferred_error
         self.deferred.append(list(request.texts))
         self.requests.append(request)
         await asyncio.sleep(self.deferred_delay_s)

@@ -11,7 +11,7 @@ import openai
 import pytest
 from prometheus_client import REGISTRY
 
-from flotilla.v1 import inference_pb2
+from flotilla.v1 import guard_pb2, inference_pb2
 from services.gateway.errors import OpenAIError
 from services.gateway.generation import Generation
 from services.gateway.routing import InferenceRouter
@@ -235,12 +235,36 @@ async def test_guard_unreachable_fails_open_when_configured() -> None:
     text = "".join([c.choices[0].delta.content or "" async for c in raw.parse() if c.choices])
     assert text == "echo: hello there"
     assert counter("flotilla_guard_fail_open_total") == before + 2
-    resp = await client.completions.create(model=FAKE_MODEL, prompt="hi")
-    assert resp.choices[0].text == "echo: hi"
+    raw = await client.completions.with_raw_response.create(model=FAKE_MODEL, prompt="hi")
+    assert raw.headers["x-flotilla-guard"] == "skipped" and raw.parse().choices[0].text == "echo: hi"
     # The guard comes back: scans happen again and no header is sent.
     guard.error = None
     raw = await client.chat.completions.with_raw_response.create(model=FAKE_MODEL, messages=MESSAGES)
     assert "x-flotilla-guard" not in raw.headers
+
+
+async def test_only_the_deferred_scan_unreachable() -> None:
+    """The first part of the input scan answered, its deferred MiniLM part (ScanDeferred) could not be reached:
+    fail-closed answers 503 before any output; fail-open serves the answer and says the scan was skipped."""
+    guard = FakeGuard(deferred_verdict=guard_pb2.VERDICT_ALLOW, deferred_error=UNAVAILABLE)
+    for stream in (False, True):
+        with pytest.raises(openai.InternalServerError) as info:
+            await client_for(guard=guard).chat.completions.create(model=FAKE_MODEL, messages=MESSAGES, stream=stream)
+        assert info.value.status_code == 503 and info.value.code == "guard_unavailable"
+    client = client_for(GatewaySettings(guard_fail_open=True), guard=guard)
+    raw = await client.chat.completions.with_raw_response.create(model=FAKE_MODEL, messages=MESSAGES)
+    assert raw.headers["x-flotilla-guard"] == "skipped"
+    assert raw.parse().choices[0].message.content == "echo: hello there"
+    raw = await client.chat.completions.with_raw_response.create(model=FAKE_MODEL, messages=MESSAGES, stream=True)
+    assert raw.headers["x-flotilla-guard"] == "skipped"
+    assert "".join([c.choices[0].delta.content or "" async for c in raw.parse() if c.choices]) == "echo: hello there"
+    raw = await client.completions.with_raw_response.create(model=FAKE_MODEL, prompt="hi")
+    assert raw.headers["x-flotilla-guard"] == "skipped"
+    raw = await client.responses.with_raw_response.create(model=FAKE_MODEL, input="hello there")
+    assert raw.headers["x-flotilla-guard"] == "skipped" and raw.parse().output_text == "echo: hello there"
+    guard.deferred_error = None
+    raw = await client.chat.completions.with_raw_response.create(model=FAKE_MODEL, messages=MESSAGES)
+    assert "x-flotilla-guard" not in raw.headers and guard.deferred  # scanned, nothing skipped
 
 
 async def test_guard_lost_mid_stream_passes_the_rest_when_fail_open() -> None:
