@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from services.guard.metrics import FINDINGS, SCANNER_SECONDS
 from services.guard.policy import Finding, Policy, Redactor, Verdict, decide, own_values, restore, verdict_of
 from services.guard.scanners.base import Match, Scanner
+from services.guard.scanners.injection import ROLE_SPOOF_CORROBORATED, corroborate
 from services.guard.settings import GuardSettings
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class Engine:
             else:
                 found.extend(got)
             SCANNER_SECONDS.labels(s.name).observe(time.perf_counter() - t0)
-        return found, deferred
+        return corroborate(found), deferred
 
     def scan(
         self, texts: list[str], policy: Policy, restore_map: dict[str, str] | None = None,
@@ -161,13 +162,18 @@ class Engine:
         return ScanResult(verdict, findings, out if changed else None, text_verdicts, redactor.restore_map, deferred)
 
     def scan_deferred(self, texts: list[str], policy: Policy) -> ScanResult:
-        """The slow stage :meth:`scan` with ``defer`` left out, for the texts it listed: only the scanners that
-        defer (the learned injection classifier) run."""
+        """The slow stage :meth:`scan` with ``defer`` left out, for the texts it listed: the scanners that
+        defer (the learned injection classifier) run, and the injection rules again (a fraction of a millisecond)
+        so that the classifier can corroborate a role_spoof match; the rules' other findings were reported by
+        the first part."""
         deferrable = [s for s in self.scanners if hasattr(s, "scan_fast")]
+        rules = [s for s in self.scanners if s.name == "injection" and not hasattr(s, "scan_fast")]
         findings: list[Finding] = []
         per_text: list[list[Finding]] = []
         for i, text in enumerate(texts):
-            fs = decide(self.matches(text, policy, deferrable), i, policy)
+            found = self.matches(text, policy, deferrable + rules)
+            fs = decide([m for m in found if m.type == "injection.classifier"
+                         or (m.type == "injection.role_spoof" and m.score >= ROLE_SPOOF_CORROBORATED)], i, policy)
             per_text.append(fs)
             findings.extend(fs)
         count(findings)

@@ -51,6 +51,11 @@ _ML_EARLIER = (
 _RU_INSTR = _cyr(r"\b(?:инструкци\w*|указани\w*|правил\w*)\b")
 _RU_EARLIER = _cyr(r"\b(?:предыдущи\w*|все|свои|системн\w*|прежни\w*)\b"
 )
+
+ROLE_SPOOF_ALONE = 0.6  # a role_spoof match's score when nothing else says the text is an attack
+ROLE_SPOOF_CORROBORATED = 0.85  # ... when the learned classifier gives the text at least CORROBORATION
+CORROBORATION = 0.5
+
 _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
     ("injection.override", 0.95, regex.compile(
         r"\b(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|discard|neglect)\b.{0,40}?"
@@ -100,7 +105,11 @@ _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
         r"departed)\s+(?:grand\w+|granny|nan|nana|mother|father|mom|mum|dad|uncle|aunt)\b.{0,250}?"
         r"\b(?:explosives?|bombs?|napalm|meth\w*|drugs?|weapons?|poisons?|thermite|nerve agents?|malware|"
         r"viruse?s?|(?:product|license|licence|activation|windows|serial) keys?|serial numbers?|hotwir\w+)\b", _F)),
-    ("injection.role_spoof", 0.85, regex.compile(
+    # A chat-template token or role header alone is weak evidence (questions about chat templates and operator
+    # prompts pasted as a message carry them too: 50 of the rule's 215 hits on the training corpus are benign), so
+    # it is a logged finding below the default block threshold until the classifier corroborates it
+    # (:func:`corroborate`).
+    ("injection.role_spoof", ROLE_SPOOF_ALONE, regex.compile(
         r"(?:^|\n)\s*(?:#{1,3}\s*)?(?:system|assistant|developer)\s*(?:message|prompt)?\s*:"
         r"|<\|?(?:im_start|im_end|system|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)\|?>"
         r"|<\|(?:user|assistant|end)\|>|<(?:start|end)_of_turn>|(?:^|\n\n)(?:Human|Assistant):"
@@ -338,3 +347,16 @@ class InjectionScanner:
     def hold(self, text: str, start: int = 0) -> int:
         # Output is only logged for injection by default; still, hold a chat-template token in the making.
         return partial_hold([_ROLE_SPOOF], text, start)
+
+
+def corroborate(matches: list[Match]) -> list[Match]:
+    """``matches`` of one text with each role_spoof match raised to :data:`ROLE_SPOOF_CORROBORATED` when the
+    learned classifier (``injection.classifier``) scored the text at least :data:`CORROBORATION`.
+
+    On the development sets this kept every attack the rule had caught (the classifier finds them at least
+    that likely) while a template token in a benign text no longer blocks on its own."""
+    support = max((m.score for m in matches if m.type == "injection.classifier"), default=0.0)
+    if support < CORROBORATION:
+        return matches
+    return [Match(m.type, m.start, m.end, max(m.score, ROLE_SPOOF_CORROBORATED)) if m.type == "injection.role_spoof"
+            else m for m in matches]
