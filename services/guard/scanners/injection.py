@@ -58,7 +58,9 @@ CORROBORATION = 0.5
 
 _RULES: list[tuple[str, float, regex.Pattern[str]]] = [
     ("injection.override", 0.95, regex.compile(
-        r"\b(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|discard|neglect)\b.{0,40}?"
+        # "Don't forget to read the instructions" asks to remember them.
+        r"\b(?:ignore|disregard|(?<!\b(?:don['’]t|do not|never)\s+)forget|override|bypass|skip|drop|abandon|discard|"
+        r"neglect)\b.{0,40}?"
         r"\b(?:all|any|the|your|previous|prior|above|earlier|preceding|system|initial|original|every|those)\b"
         r".{0,25}?\b" + _INSTR + r"\b", _F)),
     # Someone else's limits switched off: "pay no attention to your safety rules", "suspend your content filters".
