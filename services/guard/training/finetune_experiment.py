@@ -423,7 +423,7 @@ def main() -> int:
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--lr", type=float, default=3e-5)
     t.add_argument("--epochs", type=int, default=3, help="at most this many epochs")
-    t.add_argument("--budget-minutes", type=float, default=45.0, help="fit the epochs to this much training time")
+    t.add_argument("--budget-minutes", type=float, default=36.0, help="fit the epochs to this much training time")
     t.add_argument("--minutes", type=float, default=8.5, help="train this long, then checkpoint and exit")
     args = parser.parse_args()
     return {"baseline": baseline, "train": train, "evaluate": evaluate, "cost": cost, "export": export}[args.cmd](args)
