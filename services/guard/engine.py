@@ -106,9 +106,11 @@ class Engine:
         ``scan_fast`` answer from their first stage when it decides, and are left out otherwise)."""
         found: list[Match] = []
         deferred = False
+        classifier = False  # whether the learned injection classifier scored (or will score) the text
         for s in scanners if scanners is not None else self.scanners:
             if policy is not None and not policy.active(s.name):
                 continue
+            classifier = classifier or hasattr(s, "scan_fast")
             t0 = time.perf_counter()
             fast = getattr(s, "scan_fast", None) if defer else None
             got = s.scan(text) if fast is None else fast(text)
@@ -117,7 +119,7 @@ class Engine:
             else:
                 found.extend(got)
             SCANNER_SECONDS.labels(s.name).observe(time.perf_counter() - t0)
-        return corroborate(found), deferred
+        return corroborate(found, classifier), deferred
 
     def scan(
         self, texts: list[str], policy: Policy, restore_map: dict[str, str] | None = None,

@@ -355,6 +355,8 @@ def test_a_role_spoof_blocks_only_when_the_classifier_corroborates(probability: 
     later = engine.scan_deferred([text], policy)
     assert later.verdict == verdict
     assert {f.match.type for f in later.findings} <= {"injection.classifier", "injection.role_spoof"}
+    # A guard without the classifier (FLOTILLA_GUARD_CLASSIFIERS=false): the rule decides alone.
+    assert Engine([InjectionScanner()]).scan([text], policy).verdict == "block"
 
 
 def test_chat_template_questions_are_not_blocked_but_spoofs_are(models) -> None:

@@ -351,14 +351,15 @@ class InjectionScanner:
         return partial_hold([_ROLE_SPOOF], text, start)
 
 
-def corroborate(matches: list[Match]) -> list[Match]:
+def corroborate(matches: list[Match], classifier: bool = True) -> list[Match]:
     """``matches`` of one text with each role_spoof match raised to :data:`ROLE_SPOOF_CORROBORATED` when the
-    learned classifier (``injection.classifier``) scored the text at least :data:`CORROBORATION`.
+    learned classifier (``injection.classifier``) scored the text at least :data:`CORROBORATION` — or always when
+    ``classifier`` is False (the guard runs without it, and the rules decide alone).
 
     On the development sets this kept every attack the rule had caught (the classifier finds them at least
     that likely) while a template token in a benign text no longer blocks on its own."""
     support = max((m.score for m in matches if m.type == "injection.classifier"), default=0.0)
-    if support < CORROBORATION:
+    if classifier and support < CORROBORATION:
         return matches
     return [Match(m.type, m.start, m.end, max(m.score, ROLE_SPOOF_CORROBORATED)) if m.type == "injection.role_spoof"
             else m for m in matches]
