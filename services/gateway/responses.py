@@ -30,7 +30,7 @@ from services.gateway import rag_api, tracing
 from services.gateway.chat import ChatPipeline, Prepared
 from services.gateway.citations import Cite, Marker, MarkerStream, strip_markers
 from services.gateway.errors import OpenAIError
-from services.gateway.protocol import ChatCompletionRequest, ChatMessage, OpenAIBaseModel, StreamOptions
+from services.gateway.protocol import ChatCompletionRequest, ChatMessage, MaxTokens, OpenAIBaseModel, StreamOptions
 
 router = APIRouter()
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -63,7 +63,7 @@ class ResponsesRequest(OpenAIBaseModel):
     model: str
     input: str | list[dict[str, Any]]
     instructions: str | None = None
-    max_output_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_output_tokens: MaxTokens = None  # the same bounds as chat's max_tokens, which it becomes
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(gt=0, le=1)] | None = None
     stream: bool | None = False

@@ -341,3 +341,10 @@ def test_max_windows_truncates_like_sentence_transformers() -> None:
     assert not np.allclose(full.embed([text])[0], first.embed([text])[0], atol=1e-3)
     short = "a short sentence"
     assert np.allclose(first.embed([short]), full.embed([short]), atol=1e-5)
+
+
+async def test_responses_max_output_tokens_out_of_range_is_a_400(client) -> None:
+    """Past chat's max_tokens bound (2**32 - 1) it is the caller's error, not a 500 when the chat request is built."""
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.create(model=FAKE_MODEL, input="hi", max_output_tokens=2**32)
+    assert info.value.status_code == 400 and "max_output_tokens" in str(info.value.body)
