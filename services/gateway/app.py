@@ -48,10 +48,11 @@ def _max_new(chat: ChatPipeline, model: str, max_tokens: int | None, prompt_esti
     return max((card.max_model_len if card is not None else 2048) - prompt_estimate, 1)
 
 
-def _rate_headers(acct: Accounting) -> dict[str, str]:
-    """The quota headers, and ``x-flotilla-guard: skipped`` when a guard scan of the request was skipped (fail-open).
-    Called once inference has opened, after the deferred part of the input scan has answered."""
-    headers = dict(acct.reservation.headers) if acct.reservation is not None else {}
+def _response_headers(acct: Accounting, base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (the pipeline's own headers), the quota headers, and ``x-flotilla-guard: skipped`` when a guard
+    scan of the request was skipped (fail-open). Called once inference has opened, after the deferred part of the
+    input scan has answered."""
+    headers = {**(base or {}), **(acct.reservation.headers if acct.reservation is not None else {})}
     if acct.guard is not None and acct.guard.skipped:
         headers[degraded.GUARD_HEADER] = "skipped"
     return headers
@@ -209,9 +210,9 @@ def create_app(
             if body.stream:
                 events = await chat.open_stream(body, prepared, acct)
                 return StreamingResponse(accounted(access, acct, events), media_type="text/event-stream",
-                                         headers={**SSE_HEADERS, **prepared.headers, **_rate_headers(acct)})
+                                         headers={**SSE_HEADERS, **_response_headers(acct, prepared.headers)})
             result = await chat.complete(body, prepared, acct)
-            return JSONResponse(result.model_dump(), headers={**prepared.headers, **_rate_headers(acct)})
+            return JSONResponse(result.model_dump(), headers=_response_headers(acct, prepared.headers))
 
         return await _accounted_call(access, acct, run)
 
@@ -234,9 +235,9 @@ def create_app(
             if body.stream:
                 events = await pipeline.open_stream(body, plan, acct)
                 return StreamingResponse(accounted(access, acct, events), media_type="text/event-stream",
-                                         headers={**SSE_HEADERS, **_rate_headers(acct)})
+                                         headers={**SSE_HEADERS, **_response_headers(acct)})
             result = await pipeline.complete(body, plan, acct)
-            return JSONResponse(result.model_dump(), headers=_rate_headers(acct))
+            return JSONResponse(result.model_dump(), headers=_response_headers(acct))
 
         return await _accounted_call(access, acct, run)
 

@@ -51,7 +51,7 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> Respons
         return JSONResponse(await _embed(body, texts, request))
 
     from services.gateway.access import Accounting, estimate_prompt_tokens
-    from services.gateway.app import _accounted_call, _rate_headers  # no import cycle
+    from services.gateway.app import _accounted_call, _response_headers  # no import cycle
 
     key = access.authenticate(request)
     access.check_model(key, body.model)
@@ -63,7 +63,7 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> Respons
     async def run() -> Response:
         result = await _embed(body, texts, request)
         acct.usage.prompt_tokens = result["usage"]["prompt_tokens"]
-        return JSONResponse(result, headers=_rate_headers(acct))
+        return JSONResponse(result, headers=_response_headers(acct))
 
     return await _accounted_call(access, acct, run)
 

@@ -227,7 +227,7 @@ def _incomplete_reason(finish: str | None) -> str | None:
 @router.post("/v1/responses")
 async def create_response(body: ResponsesRequest, request: Request):
     from services.gateway.access import Accounting, estimate_prompt_tokens
-    from services.gateway.app import _accounted_call, _max_new, _rate_headers, accounted  # no import cycle
+    from services.gateway.app import _accounted_call, _max_new, _response_headers, accounted  # no import cycle
 
     access = request.app.state.access
     chat: ChatPipeline = request.app.state.chat
@@ -267,9 +267,9 @@ async def create_response(body: ResponsesRequest, request: Request):
             attribute = lambda text: chat.cite(prepared, text, clean=True)  # noqa: E731 (the answer has no markers)
             return StreamingResponse(accounted(access, acct, _stream(turn, events, attribute)),
                                      media_type="text/event-stream",
-                                     headers={**SSE_HEADERS, **prepared.headers, **_rate_headers(acct)})
+                                     headers={**SSE_HEADERS, **_response_headers(acct, prepared.headers)})
         result = await _complete(chat, chat_req, prepared, turn, acct)
-        return JSONResponse(result, headers={**prepared.headers, **_rate_headers(acct)})
+        return JSONResponse(result, headers=_response_headers(acct, prepared.headers))
 
     return await _accounted_call(access, acct, run)
 
