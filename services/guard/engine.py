@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from services.guard.metrics import FINDINGS, SCANNER_SECONDS
 from services.guard.policy import Finding, Policy, Redactor, Verdict, decide, own_values, restore, verdict_of
-from services.guard.scanners.base import Match, Scanner
+from services.guard.scanners.base import DeferrableScanner, Match, Scanner
 from services.guard.scanners.injection import ROLE_SPOOF_CORROBORATED, corroborate
 from services.guard.settings import GuardSettings
 
@@ -110,10 +110,10 @@ class Engine:
         for s in scanners if scanners is not None else self.scanners:
             if policy is not None and not policy.active(s.name):
                 continue
-            classifier = classifier or hasattr(s, "scan_fast")
+            learned = isinstance(s, DeferrableScanner)
+            classifier = classifier or learned
             t0 = time.perf_counter()
-            fast = getattr(s, "scan_fast", None) if defer else None
-            got = s.scan(text) if fast is None else fast(text)
+            got = s.scan_fast(text) if defer and learned else s.scan(text)
             if got is None:
                 deferred = True
             else:
@@ -168,8 +168,8 @@ class Engine:
         defer (the learned injection classifier) run, and the injection rules again (a fraction of a millisecond)
         so that the classifier can corroborate a role_spoof match; the rules' other findings were reported by
         the first part."""
-        deferrable = [s for s in self.scanners if hasattr(s, "scan_fast")]
-        rules = [s for s in self.scanners if s.name == "injection" and not hasattr(s, "scan_fast")]
+        deferrable = [s for s in self.scanners if isinstance(s, DeferrableScanner)]
+        rules = [s for s in self.scanners if s.name == "injection" and not isinstance(s, DeferrableScanner)]
         findings: list[Finding] = []
         per_text: list[list[Finding]] = []
         for i, text in enumerate(texts):

@@ -49,6 +49,16 @@ class Scanner(Protocol):
 
 
 @runtime_checkable
+class DeferrableScanner(Scanner, Protocol):
+    """A learned classifier with a cheap first stage: the engine can take the first stage's answer and leave the
+    slow stage for later (``ScanDeferred``), and it corroborates the role_spoof rule."""
+
+    def scan_fast(self, text: str) -> list[Match] | None:
+        """:meth:`scan` when the first stage decides; None when the text needs the slow stage."""
+        ...
+
+
+@runtime_checkable
 class StreamScanner(Scanner, Protocol):
     def hold(self, text: str) -> int:
         """Smallest index ``i`` such that ``text[i:]`` could still be the start of a match."""
