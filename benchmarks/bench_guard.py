@@ -302,7 +302,7 @@ def clear_caches(engine: Engine) -> None:
     for s in engine.scanners:
         embedder = getattr(s, "embedder", None)
         if embedder is not None:
-            embedder._cache.clear()
+            embedder.clear()
 
 
 def pct(xs: list[float], q: float) -> float:

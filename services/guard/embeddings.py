@@ -88,6 +88,11 @@ class Embedder:
         with self._lock:
             return self._key(text) in self._cache
 
+    def clear(self) -> None:
+        """Forget every cached embedding (benchmarks that must not be answered from the cache)."""
+        with self._lock:
+            self._cache.clear()
+
     def embed(self, text: str) -> np.ndarray:
         """L2-normalised mean-pooled embeddings, one row per segment: shape (segments, 384). Heads take
         the highest score over the rows, so one injected sentence in a long benign text still counts."""

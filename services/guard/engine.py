@@ -86,6 +86,7 @@ class Engine:
         self.text_scanners = [s for s in scanners if not s.spans]
         self.scan_system_messages = scan_system_messages
         self._untrusted_only = [s for s in scanners if s.name != "injection"]
+        self._deferrable = [s for s in scanners if isinstance(s, DeferrableScanner)]  # checked once, not per text
 
     @classmethod
     def from_settings(cls, settings: GuardSettings) -> Engine:
@@ -110,7 +111,7 @@ class Engine:
         for s in scanners if scanners is not None else self.scanners:
             if policy is not None and not policy.active(s.name):
                 continue
-            learned = isinstance(s, DeferrableScanner)
+            learned = s in self._deferrable
             classifier = classifier or learned
             t0 = time.perf_counter()
             got = s.scan_fast(text) if defer and learned else s.scan(text)
@@ -168,8 +169,8 @@ class Engine:
         defer (the learned injection classifier) run, and the injection rules again (a fraction of a millisecond)
         so that the classifier can corroborate a role_spoof match; the rules' other findings were reported by
         the first part."""
-        deferrable = [s for s in self.scanners if isinstance(s, DeferrableScanner)]
-        rules = [s for s in self.scanners if s.name == "injection" and not isinstance(s, DeferrableScanner)]
+        deferrable = self._deferrable
+        rules = [s for s in self.scanners if s.name == "injection" and s not in deferrable]
         findings: list[Finding] = []
         per_text: list[list[Finding]] = []
         for i, text in enumerate(texts):
